@@ -1,0 +1,166 @@
+// @ts-check
+/**
+ * The Charts tab of a job: one chart per series (train loss first), the controls shared by all of
+ * them (smoothing, y scale, x axis, reset zoom, CSV), and the redraw of what changed since the last
+ * animation frame. Clicking a point of the train loss opens that step's batch.
+ */
+
+import { drawSeries, onPointClick, resetZoom } from "./charts.js";
+import { seriesTitle } from "./format.js";
+import { download, h, replace } from "./html.js";
+import { chartOrder, toCsv } from "./series.js";
+
+/** @typedef {import("./feed.js").JobFeed} JobFeed */
+/** @typedef {{smoothing: number, yLog: boolean, xMode: import("./series.js").XMode}} ChartSettings */
+
+const SETTINGS_KEY = "fts.charts";
+
+/** @returns {ChartSettings} */
+function loadSettings() {
+  const fallback = { smoothing: 0.6, yLog: false, xMode: /** @type {const} */ ("step") };
+  try {
+    const saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? "{}");
+    return {
+      smoothing: typeof saved.smoothing === "number" ? saved.smoothing : fallback.smoothing,
+      yLog: Boolean(saved.yLog),
+      xMode: ["step", "relative", "wall"].includes(saved.xMode) ? saved.xMode : fallback.xMode,
+    };
+  } catch {
+    return fallback;
+  }
+}
+
+/** A series name as an element id: "train/loss" -> "chart-train-loss". @param {string} name */
+export function chartId(name) {
+  return `chart-${name.replace(/[^A-Za-z0-9_-]+/g, "-")}`;
+}
+
+export class ChartPanel {
+  /**
+   * @param {HTMLElement} root the tab panel
+   * @param {JobFeed} feed
+   * @param {{onStepClick: (step: number) => void, requestDraw: () => void}} hooks
+   */
+  constructor(root, feed, hooks) {
+    this.root = root;
+    this.feed = feed;
+    this.hooks = hooks;
+    this.settings = loadSettings();
+    /** @type {Map<string, HTMLElement>} */
+    this.charts = new Map();
+    /** @type {Set<string>} series to redraw at the next frame */
+    this.dirty = new Set();
+    /** @type {Map<string, number>} buffer version last drawn */
+    this.drawnVersion = new Map();
+    this.revision = 1;
+    this.visible = true;
+    this.grid = h("div.charts", { id: "charts" });
+    this.empty = h("div.empty", { id: "charts-empty" },
+      "No points yet: the first arrive after `logging_steps` optimizer steps.");
+    replace(root, this.toolbar(), this.empty, this.grid);
+  }
+
+  toolbar() {
+    const s = this.settings;
+    const smoothingValue = h("output", { id: "smoothing-value" }, s.smoothing.toFixed(2));
+    const slider = /** @type {HTMLInputElement} */ (h("input", {
+      id: "smoothing", type: "range", min: "0", max: "0.99", step: "0.01", value: String(s.smoothing),
+      "aria-label": "smoothing",
+    }));
+    slider.addEventListener("input", () => {
+      s.smoothing = Number(slider.value);
+      smoothingValue.textContent = s.smoothing.toFixed(2);
+      this.changed();
+    });
+    const yScale = /** @type {HTMLSelectElement} */ (h("select", { id: "y-scale", "aria-label": "y axis" },
+      h("option", { value: "linear", selected: !s.yLog }, "linear"),
+      h("option", { value: "log", selected: s.yLog }, "log")));
+    yScale.addEventListener("change", () => {
+      s.yLog = yScale.value === "log";
+      this.changed();
+    });
+    const xMode = /** @type {HTMLSelectElement} */ (h("select", { id: "x-mode", "aria-label": "x axis" },
+      h("option", { value: "step", selected: s.xMode === "step" }, "step"),
+      h("option", { value: "relative", selected: s.xMode === "relative" }, "relative time"),
+      h("option", { value: "wall", selected: s.xMode === "wall" }, "wall time")));
+    xMode.addEventListener("change", () => {
+      s.xMode = /** @type {ChartSettings["xMode"]} */ (xMode.value);
+      this.revision++; // a new x axis: forget the zoom
+      this.changed();
+    });
+    return h("div.toolbar", null,
+      h("label", { title: "exponential moving average, debiased as in TensorBoard; the raw line stays faint" },
+        "Smoothing", slider, smoothingValue),
+      h("label", null, "Y", yScale),
+      h("label", null, "X", xMode),
+      h("button", { id: "reset-zoom", type: "button", onclick: () => resetZoom(this.grid) }, "Reset zoom"),
+      h("button", { id: "export-csv", type: "button", title: "every point kept in this page, as CSV",
+        onclick: () => download(`${this.feed.job.name || this.feed.job.id}-metrics.csv`, toCsv(this.feed.seriesData())) },
+      "CSV"),
+      h("span.muted", { title: "charts also export as PNG from the camera button of their toolbar" }, ""),
+    );
+  }
+
+  changed() {
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
+    for (const name of this.charts.keys()) this.dirty.add(name);
+    this.drawnVersion.clear();
+    this.hooks.requestDraw();
+  }
+
+  /** @param {Iterable<string>} names series that gained points */
+  markDirty(names) {
+    for (const name of names) if (name !== "train/epoch") this.dirty.add(name);
+  }
+
+  /** @param {string} name */
+  card(name) {
+    let el = this.charts.get(name);
+    if (el) return el;
+    el = h("div.chart", { id: chartId(name), "data-series": name });
+    const card = h("div.chart-card", { "data-series": name }, el, h("div.note"));
+    this.charts.set(name, el);
+    const order = chartOrder([...this.charts.keys()]);
+    const before = order[order.indexOf(name) + 1];
+    const next = before ? this.charts.get(before)?.parentElement : null;
+    this.grid.insertBefore(card, next ?? null);
+    this.empty.hidden = true;
+    if (name === "train/loss") onPointClick(el, (step) => this.hooks.onStepClick(step));
+    return el;
+  }
+
+  /** Draw every chart whose series changed; called once per animation frame. */
+  async draw() {
+    if (!this.visible || this.dirty.size === 0) return [];
+    const names = chartOrder([...this.dirty]);
+    this.dirty.clear();
+    const job = this.feed.job;
+    const origin = job.started_at ?? job.created_at;
+    /** @type {string[]} */
+    const drawn = [];
+    for (const name of names) {
+      const buffer = this.feed.series.get(name);
+      if (!buffer || buffer.length === 0) continue;
+      if (this.drawnVersion.get(name) === buffer.version) continue;
+      this.drawnVersion.set(name, buffer.version);
+      const el = this.card(name);
+      await drawSeries(el, {
+        title: seriesTitle(name), series: buffer.data, smoothing: this.settings.smoothing,
+        yLog: this.settings.yLog, xMode: this.settings.xMode, origin, revision: this.revision,
+        filename: `${job.name || job.id}-${name.replace("/", "-")}`,
+      });
+      const total = this.feed.totalPoints[name];
+      const note = /** @type {HTMLElement} */ (el.nextElementSibling);
+      note.textContent = total && total > buffer.length
+        ? `${total.toLocaleString()} points logged; ${buffer.length.toLocaleString()} kept here (older ones bucketed, spikes kept)`
+        : name === "train/loss" && job.kind === "managed" ? "click a point to see the batch of that step" : "";
+      drawn.push(name);
+    }
+    return drawn;
+  }
+
+  /** @param {boolean} visible */
+  setVisible(visible) {
+    this.visible = visible;
+  }
+}

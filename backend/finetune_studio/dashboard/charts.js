@@ -1,0 +1,206 @@
+// @ts-check
+/**
+ * The only module that touches Plotly (loaded as a classic script from /static/plotly.min.js, which
+ * the server serves from the installed `plotly` package). Everything here takes plain data and a
+ * container; what to draw is decided elsewhere.
+ *
+ * Charts draw with `Plotly.react` and a fixed `uirevision`, so a redraw with new points keeps the
+ * user's zoom; `resetZoom` changes the revision.
+ */
+
+import { downsampleMinMax, emaSmooth, xValues } from "./series.js";
+
+/** @typedef {import("./series.js").SeriesData} SeriesData */
+/** @typedef {import("./series.js").XMode} XMode */
+/** @typedef {HTMLElement & {data?: any[], layout?: any, on?: (name: string, fn: (e: any) => void) => void}} PlotElement */
+
+/** @returns {any} */
+function plotly() {
+  const P = /** @type {any} */ (globalThis).Plotly;
+  if (!P) throw new Error("Plotly.js did not load (expected at /static/plotly.min.js)");
+  return P;
+}
+
+export function plotlyLoaded() {
+  return Boolean(/** @type {any} */ (globalThis).Plotly);
+}
+
+/** Colours of the current theme, read from the CSS custom properties of style.css. */
+function theme() {
+  const css = getComputedStyle(document.documentElement);
+  const v = (/** @type {string} */ name, /** @type {string} */ fallback) => css.getPropertyValue(name).trim() || fallback;
+  return {
+    fg: v("--fg", "#1f2328"),
+    muted: v("--muted", "#656d76"),
+    grid: v("--grid", "#d8dee4"),
+    accent: v("--accent", "#0969da"),
+    palette: [v("--c1", "#0969da"), v("--c2", "#d1242f"), v("--c3", "#1a7f37"), v("--c4", "#8250df"),
+      v("--c5", "#bf8700"), v("--c6", "#0e7490"), v("--c7", "#c2410c"), v("--c8", "#6e7781")],
+  };
+}
+
+/**
+ * @param {XMode} xMode
+ * @param {string} title
+ * @param {boolean} yLog
+ * @param {number} revision
+ */
+function baseLayout(xMode, title, yLog, revision) {
+  const t = theme();
+  const axis = { gridcolor: t.grid, zerolinecolor: t.grid, linecolor: t.grid, tickfont: { color: t.muted } };
+  return {
+    title: { text: title, font: { size: 13, color: t.fg }, x: 0.01, xanchor: "left" },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "rgba(0,0,0,0)",
+    font: { color: t.fg, size: 11 },
+    margin: { l: 52, r: 12, t: 30, b: 36 },
+    height: 260,
+    showlegend: false,
+    hovermode: "closest",
+    uirevision: revision,
+    xaxis: {
+      ...axis,
+      type: xMode === "wall" ? "date" : "linear",
+      title: { text: xMode === "step" ? "step" : xMode === "relative" ? "seconds since start" : "", font: { size: 10 } },
+    },
+    yaxis: { ...axis, type: yLog ? "log" : "linear", exponentformat: "e" },
+  };
+}
+
+/**
+ * @param {string} filename
+ */
+function config(filename) {
+  return {
+    responsive: true,
+    displaylogo: false,
+    modeBarButtonsToRemove: ["lasso2d", "select2d"],
+    toImageButtonOptions: { format: "png", filename, scale: 2 },
+  };
+}
+
+/**
+ * @typedef {{
+ *   title: string, series: SeriesData, smoothing: number, yLog: boolean, xMode: XMode,
+ *   origin: number, revision: number, filename: string, color?: string, maxDrawn?: number,
+ * }} SeriesChart
+ */
+
+/**
+ * Draw one metric: the raw line, and when smoothing is on, the smoothed line over a faint raw one.
+ * @param {PlotElement} el
+ * @param {SeriesChart} chart
+ */
+export async function drawSeries(el, chart) {
+  const t = theme();
+  const color = chart.color ?? t.accent;
+  const maxDrawn = chart.maxDrawn ?? Math.max(400, 2 * (el.clientWidth || 800));
+  const raw = downsampleMinMax(chart.series, maxDrawn);
+  const smoothing = chart.smoothing > 0;
+  const traces = [{
+    type: "scatter", mode: raw.step.length < 2 ? "markers" : "lines", name: "raw",
+    x: xValues(raw, chart.xMode, chart.origin), y: raw.value, customdata: raw.step,
+    line: { color, width: smoothing ? 1 : 1.6 }, marker: { color, size: 5 },
+    opacity: smoothing ? 0.3 : 1,
+    hovertemplate: "step %{customdata}<br>%{y:.5g}<extra>raw</extra>",
+  }];
+  if (smoothing) {
+    const full = chart.series;
+    const smooth = downsampleMinMax({ step: full.step, value: emaSmooth(full.value, chart.smoothing), time: full.time }, maxDrawn);
+    traces.push({
+      type: "scatter", mode: smooth.step.length < 2 ? "markers" : "lines", name: "smoothed",
+      x: xValues(smooth, chart.xMode, chart.origin), y: smooth.value, customdata: smooth.step,
+      line: { color, width: 2 }, marker: { color, size: 5 }, opacity: 1,
+      hovertemplate: "step %{customdata}<br>%{y:.5g}<extra>smoothed</extra>",
+    });
+  }
+  await plotly().react(el, traces, baseLayout(chart.xMode, chart.title, chart.yLog, chart.revision), config(chart.filename));
+  el.dataset.points = String(chart.series.step.length);
+  el.dataset.lastStep = String(chart.series.step.at(-1) ?? "");
+}
+
+/**
+ * Overlay one metric of several jobs, each in its own colour, with a legend.
+ * @param {PlotElement} el
+ * @param {{name: string, series: SeriesData, origin: number}[]} lines
+ * @param {{title: string, smoothing: number, yLog: boolean, xMode: XMode, revision: number}} options
+ */
+export async function drawCompare(el, lines, options) {
+  const t = theme();
+  const traces = lines.map((line, i) => {
+    const color = t.palette[i % t.palette.length];
+    const values = options.smoothing > 0 ? emaSmooth(line.series.value, options.smoothing) : line.series.value;
+    const drawn = downsampleMinMax({ ...line.series, value: values }, 2000);
+    return {
+      type: "scatter", mode: drawn.step.length < 2 ? "markers" : "lines", name: line.name,
+      x: xValues(drawn, options.xMode, line.origin), y: drawn.value, customdata: drawn.step,
+      line: { color, width: 2 }, marker: { color, size: 5 },
+      hovertemplate: `${escapeTemplate(line.name)}<br>step %{customdata}<br>%{y:.5g}<extra></extra>`,
+    };
+  });
+  const layout = { ...baseLayout(options.xMode, options.title, options.yLog, options.revision), height: 380,
+    showlegend: true, legend: { orientation: "h", y: -0.2 } };
+  await plotly().react(el, traces, layout, config("compare"));
+  el.dataset.traces = String(traces.length);
+}
+
+/** @param {string} text */
+function escapeTemplate(text) {
+  return text.replace(/[<>&%{}]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * The confusion matrix as a heatmap: rows are true labels, columns predictions.
+ * @param {PlotElement} el
+ * @param {number[][]} matrix
+ * @param {string[]} labels
+ */
+export async function drawConfusion(el, matrix, labels) {
+  const t = theme();
+  const names = labels.length === matrix.length ? labels : matrix.map((_, i) => String(i));
+  const trace = {
+    type: "heatmap", z: matrix, x: names, y: names, colorscale: "Blues", showscale: false,
+    texttemplate: "%{z}", hovertemplate: "true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
+  };
+  const size = Math.min(640, 120 + 48 * names.length);
+  const layout = {
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: t.fg, size: 11 },
+    margin: { l: 90, r: 10, t: 10, b: 70 }, height: size, width: size + 40,
+    xaxis: { title: { text: "predicted" }, side: "bottom", type: "category" },
+    yaxis: { title: { text: "true" }, autorange: "reversed", type: "category" },
+  };
+  await plotly().react(el, [trace], layout, config("confusion-matrix"));
+}
+
+/**
+ * Call `handler(step)` when a point is clicked.
+ * @param {PlotElement} el
+ * @param {(step: number) => void} handler
+ */
+export function onPointClick(el, handler) {
+  el.on?.("plotly_click", (event) => {
+    const point = event?.points?.[0];
+    const step = Number(point?.customdata ?? point?.x);
+    if (Number.isFinite(step)) handler(step);
+  });
+}
+
+/** Forget the zoom of every chart in `root` (the next draw autoscales). @param {ParentNode} root */
+export function resetZoom(root) {
+  for (const el of /** @type {NodeListOf<PlotElement>} */ (root.querySelectorAll(".js-plotly-plot"))) {
+    plotly().relayout(el, { "xaxis.autorange": true, "yaxis.autorange": true });
+  }
+}
+
+/** Release a chart's listeners and WebGL/SVG. @param {HTMLElement} el */
+export function purge(el) {
+  if (el.classList.contains("js-plotly-plot")) plotly().purge(el);
+}
+
+/**
+ * @param {HTMLElement} el
+ * @param {string} filename without extension
+ */
+export function downloadPng(el, filename) {
+  return plotly().downloadImage(el, { format: "png", filename, scale: 2 });
+}

@@ -1,0 +1,228 @@
+// @ts-check
+/**
+ * What the page knows about one job, fed by its SSE stream and its history. Pure data (no DOM).
+ *
+ * Lifecycle: open the stream first, then load the history; live events that arrive meanwhile go into
+ * the buffers at once and `setHistory` merges the history under them by step. Every event carries its
+ * store sequence number: one at or below `lastSeq` was already applied (a reconnect that replays) and
+ * is skipped, so a dropped and resumed stream never duplicates a point, and resuming `after=lastSeq`
+ * never leaves a gap.
+ */
+
+import { SeriesBuffer } from "./series.js";
+
+/** @typedef {import("./series.js").SeriesData} SeriesData */
+/**
+ * Mirrors backend/finetune_studio/wire.py.
+ * @typedef {{step: number, max_steps: number, epoch: number, samples_per_second: number|null,
+ *   eta_seconds: number|null}} Progress
+ * @typedef {{type: string, message: string, hint: string|null}} JobError
+ * @typedef {{id: string, name: string, task: string, kind: "managed"|"attached", state: string,
+ *   attempt: number, created_at: number, started_at: number|null, finished_at: number|null,
+ *   progress: Progress, device: string|null, output_dir: string, error: JobError|null,
+ *   best_metric: Record<string, number>|null, spec: Record<string, any>}} Job
+ * @typedef {{seq: number, time: number, stream: "stdout"|"stderr"|"studio", text: string}} LogLine
+ * @typedef {{seq: number, type: string, time: number, data: any}} StreamEvent
+ * @typedef {{step: number, values: Record<string, number|null>, confusion_matrix?: number[][],
+ *   labels?: string[], per_class?: Record<string, {precision: number, recall: number, f1: number,
+ *   support: number}>}} EvalData
+ */
+
+export const FINISHED_STATES = new Set(["completed", "failed", "cancelled", "interrupted"]);
+export const RESUMABLE_STATES = new Set(["failed", "cancelled", "interrupted"]);
+
+/** What changed when events were applied, so a view redraws only that. */
+export class Changes {
+  constructor() {
+    /** @type {Set<string>} */
+    this.series = new Set();
+    this.job = false;
+    this.logs = false;
+    this.evaluation = false;
+  }
+
+  get any() {
+    return this.series.size > 0 || this.job || this.logs || this.evaluation;
+  }
+}
+
+export class JobFeed {
+  /**
+   * @param {Job} job
+   * @param {{pointsPerSeries?: number, logLines?: number}} [limits]
+   */
+  constructor(job, limits = {}) {
+    this.job = job;
+    this.pointsPerSeries = limits.pointsPerSeries ?? 20000;
+    this.logLimit = limits.logLines ?? 5000;
+    /** @type {Map<string, SeriesBuffer>} */
+    this.series = new Map();
+    /** Highest stream seq applied; the stream resumes after it. */
+    this.lastSeq = 0;
+    /** @type {LogLine[]} */
+    this.logs = [];
+    /** Log lines dropped from the front to stay within logLimit. */
+    this.logsDropped = 0;
+    /** @type {EvalData|null} the latest evaluation that carried a confusion matrix or per-class figures */
+    this.evaluation = null;
+    /** Points stored per series on the server (from /metrics), to say "n points, m shown". */
+    /** @type {Record<string, number>} */
+    this.totalPoints = {};
+    this.changes = new Changes();
+  }
+
+  /** @param {string} name */
+  buffer(name) {
+    let b = this.series.get(name);
+    if (!b) {
+      b = new SeriesBuffer(this.pointsPerSeries);
+      this.series.set(name, b);
+    }
+    return b;
+  }
+
+  /**
+   * History from `GET /api/jobs/{id}/metrics`.
+   * @param {{series: Record<string, SeriesData>, total_points?: Record<string, number>}} metrics
+   */
+  setHistory(metrics) {
+    for (const [name, s] of Object.entries(metrics.series)) {
+      this.buffer(name).setHistory(s);
+      this.changes.series.add(name);
+    }
+    Object.assign(this.totalPoints, metrics.total_points ?? {});
+  }
+
+  /**
+   * Log lines from `GET /api/jobs/{id}/logs`, older than what the stream delivers.
+   * @param {LogLine[]} lines
+   */
+  setLogHistory(lines) {
+    const firstLive = this.logs.length ? this.logs[0].seq : Infinity;
+    const older = lines.filter((l) => l.seq < firstLive);
+    this.logs = older.concat(this.logs);
+    this.trimLogs();
+    this.changes.logs = true;
+  }
+
+  /**
+   * Evaluations replayed from the server (oldest first): keeps the latest with a matrix.
+   * @param {EvalData[]} evals
+   */
+  setEvalHistory(evals) {
+    for (const e of evals) if (e.confusion_matrix || e.per_class) this.evaluation = e;
+    this.changes.evaluation = true;
+  }
+
+  /**
+   * Apply one stream event; returns false when it was already applied.
+   * @param {StreamEvent} event
+   */
+  apply(event) {
+    if (event.seq <= this.lastSeq) return false;
+    this.lastSeq = event.seq;
+    const data = event.data ?? {};
+    switch (event.type) {
+      case "metric":
+      case "eval":
+      case "system": {
+        const step = Number.isFinite(data.step) ? data.step : this.job.progress?.step ?? 0;
+        for (const [name, value] of Object.entries(data.values ?? {})) {
+          if (value !== null && typeof value !== "number") continue;
+          this.buffer(name).add(step, value, event.time);
+          this.changes.series.add(name);
+          if (this.totalPoints[name] !== undefined) this.totalPoints[name]++;
+        }
+        if (event.type === "eval" && (data.confusion_matrix || data.per_class)) {
+          this.evaluation = { ...data, step };
+          this.changes.evaluation = true;
+        }
+        break;
+      }
+      case "progress":
+        this.job = { ...this.job, progress: data };
+        this.changes.job = true;
+        break;
+      case "state":
+        this.job = data;
+        this.changes.job = true;
+        break;
+      case "log":
+        this.logs.push({ seq: event.seq, time: data.time ?? event.time, stream: data.stream, text: data.text });
+        if (this.logs.length > this.logLimit * 1.25) this.trimLogs();
+        this.changes.logs = true;
+        break;
+      default:
+        break;
+    }
+    return true;
+  }
+
+  trimLogs() {
+    const extra = this.logs.length - this.logLimit;
+    if (extra > 0) {
+      this.logs.splice(0, extra);
+      this.logsDropped += extra;
+    }
+  }
+
+  /** The changes since the last call, and a fresh record for the next ones. */
+  takeChanges() {
+    const c = this.changes;
+    this.changes = new Changes();
+    return c;
+  }
+
+  /** @returns {Record<string, SeriesData>} */
+  seriesData() {
+    /** @type {Record<string, SeriesData>} */
+    const out = {};
+    for (const [name, b] of this.series) out[name] = b.data;
+    return out;
+  }
+}
+
+/**
+ * Runs `draw` at most once per animation frame however many events arrive: events are applied to the
+ * data as they come (cheap, bounded), and only the drawing waits for the frame. While a frame is not
+ * granted (a hidden tab or tool window) nothing queues up but a flag.
+ */
+export class FrameScheduler {
+  /**
+   * @param {() => void | Promise<void>} draw
+   * @param {(cb: () => void) => any} [requestFrame]
+   */
+  constructor(draw, requestFrame = (cb) => requestAnimationFrame(cb)) {
+    this.draw = draw;
+    this.requestFrame = requestFrame;
+    this.pending = false;
+    this.drawing = false;
+    this.again = false;
+    this.frames = 0;
+  }
+
+  request() {
+    if (this.drawing) {
+      this.again = true;
+      return;
+    }
+    if (this.pending) return;
+    this.pending = true;
+    this.requestFrame(() => this.run());
+  }
+
+  async run() {
+    this.pending = false;
+    this.drawing = true;
+    this.frames++;
+    try {
+      await this.draw();
+    } finally {
+      this.drawing = false;
+      if (this.again) {
+        this.again = false;
+        this.request();
+      }
+    }
+  }
+}

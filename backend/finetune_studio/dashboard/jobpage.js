@@ -1,0 +1,288 @@
+// @ts-check
+/**
+ * One job's page: header (state, step, epoch, speed, ETA, device; Cancel, Resume, Clone, Delete),
+ * its error and hint when it failed, and the tabs Charts, Evaluation, Logs, Config.
+ *
+ * Lifecycle of `open(id)`: load the job, load its metric history, then follow its SSE stream from the
+ * history's last seq. Stream events go into the JobFeed as they arrive; what they changed is drawn
+ * once per animation frame (FrameScheduler). `close()` ends the stream and frees the charts.
+ */
+
+import { ChartPanel } from "./chartpanel.js";
+import { purge } from "./charts.js";
+import { showBatch } from "./batch.js";
+import { EvalPanel } from "./evalpanel.js";
+import { FINISHED_STATES, FrameScheduler, JobFeed, RESUMABLE_STATES } from "./feed.js";
+import { formatDuration, formatValue } from "./format.js";
+import { badge, h, replace } from "./html.js";
+import { LogPanel } from "./logpanel.js";
+import { TABS } from "./route.js";
+import { toToml } from "./specs.js";
+
+/** @typedef {import("./api.js").Api} Api */
+/** @typedef {import("./api.js").ApiError} ApiError */
+/** @typedef {import("./api.js").Stream} Stream */
+/** @typedef {import("./feed.js").Job} Job */
+
+/** Points per series asked from the server for history (it keeps each bucket's min and max). */
+export const HISTORY_POINTS = 4000;
+
+const TAB_TITLES = { charts: "Charts", evaluation: "Evaluation", logs: "Logs", config: "Config" };
+
+export class JobPage {
+  /**
+   * @param {HTMLElement} root
+   * @param {{api: Api, dialog: HTMLDialogElement, onJob: (job: Job) => void,
+   *   onStreamStatus: (status: string, retryInMs: number) => void, onDeleted: (id: string) => void}} deps
+   */
+  constructor(root, deps) {
+    this.root = root;
+    this.deps = deps;
+    /** @type {string|null} */
+    this.id = null;
+    this.tab = "charts";
+    /** @type {JobFeed|null} */
+    this.feed = null;
+    /** @type {Stream|null} */
+    this.stream = null;
+    /** @type {ChartPanel|null} */
+    this.charts = null;
+    /** @type {LogPanel|null} */
+    this.logs = null;
+    /** @type {EvalPanel|null} */
+    this.evaluation = null;
+    this.logsLoaded = false;
+    this.evalsLoaded = false;
+    /** @type {Record<string, HTMLElement>} */
+    this.panels = {};
+    this.frames = new FrameScheduler(() => this.drawFrame());
+    /** Opening a second job while the first loads must not mix them: each open() gets a token. */
+    this.opening = 0;
+  }
+
+  /**
+   * @param {string} id
+   * @param {string} tab
+   */
+  async open(id, tab) {
+    if (id === this.id) return this.showTab(tab);
+    this.close();
+    const token = ++this.opening;
+    this.id = id;
+    this.tab = tab;
+    replace(this.root, h("div.empty", null, "Loading job…"));
+    let job;
+    try {
+      job = await this.deps.api.job(id);
+    } catch (error) {
+      if (token !== this.opening) return;
+      const e = /** @type {ApiError} */ (error);
+      replace(this.root, h("div.empty.big", { id: "job-missing" }, h("h1", null, e.status === 404 ? "No such job" : "Could not load the job"),
+        h("p", null, e.message), h("p", null, h("a", { href: "#" }, "Back to the job list"))));
+      if (e.status !== 404) throw error;
+      return;
+    }
+    if (token !== this.opening) return;
+    const feed = new JobFeed(job);
+    this.feed = feed;
+    this.build();
+    this.renderHeader();
+    this.showTab(tab);
+    const metrics = await this.deps.api.metrics(id, { maxPoints: HISTORY_POINTS });
+    if (token !== this.opening) return;
+    feed.setHistory(metrics);
+    this.frames.request();
+    // Follow from where the history ends (`last_seq`, when the server sends it); from the start otherwise.
+    const after = typeof (/** @type {any} */ (metrics).last_seq) === "number" ? /** @type {any} */ (metrics).last_seq : 0;
+    this.stream = this.deps.api.streamJob(id, {
+      onEvent: (event) => {
+        if (feed.apply(event)) this.frames.request();
+      },
+      onStatus: (status, retryInMs) => this.deps.onStreamStatus(status, retryInMs),
+    }, after);
+  }
+
+  close() {
+    this.opening++;
+    this.stream?.close();
+    this.stream = null;
+    for (const el of this.root.querySelectorAll(".js-plotly-plot")) purge(/** @type {HTMLElement} */ (el));
+    this.feed = this.charts = this.logs = this.evaluation = null;
+    this.logsLoaded = this.evalsLoaded = false;
+    this.id = null;
+    replace(this.root);
+  }
+
+  build() {
+    const feed = /** @type {JobFeed} */ (this.feed);
+    const id = feed.job.id;
+    this.header = h("div.job-header", { id: "job-header" });
+    this.errorBox = h("div.error-box", { id: "job-error", hidden: true });
+    const tabs = h("nav.tabs", { role: "tablist" }, TABS.map((t) =>
+      h("a", { href: `#job=${encodeURIComponent(id)}${t === "charts" ? "" : `&tab=${t}`}`, "data-tab": t, role: "tab" },
+        TAB_TITLES[/** @type {keyof typeof TAB_TITLES} */ (t)])));
+    this.panels = Object.fromEntries(TABS.map((t) => [t, h("div.tab-panel", { id: `panel-${t}`, "data-tab": t, hidden: true })]));
+    replace(this.root, this.header, this.errorBox, tabs, Object.values(this.panels));
+    this.charts = new ChartPanel(this.panels.charts, feed, {
+      onStepClick: (step) => {
+        if (feed.job.kind === "managed") showBatch(this.deps.dialog, this.deps.api, id, step);
+      },
+      requestDraw: () => this.frames.request(),
+    });
+    this.logs = new LogPanel(this.panels.logs, feed);
+    this.evaluation = new EvalPanel(this.panels.evaluation, feed);
+  }
+
+  /** @param {string} tab */
+  showTab(tab) {
+    this.tab = TABS.includes(tab) ? tab : "charts";
+    for (const [name, panel] of Object.entries(this.panels)) panel.hidden = name !== this.tab;
+    for (const a of this.root.querySelectorAll(".tabs a")) {
+      a.classList.toggle("current", /** @type {HTMLElement} */ (a).dataset.tab === this.tab);
+      a.setAttribute("aria-selected", String(/** @type {HTMLElement} */ (a).dataset.tab === this.tab));
+    }
+    this.charts?.setVisible(this.tab === "charts");
+    if (this.tab === "logs") this.loadLogs();
+    if (this.tab === "evaluation") this.loadEvals();
+    if (this.tab === "config") this.renderConfig();
+    this.frames.request();
+  }
+
+  /** Log lines from before the stream, paged (the feed keeps the newest). */
+  async loadLogs() {
+    const feed = this.feed;
+    if (!feed || this.logsLoaded) return;
+    this.logsLoaded = true;
+    let after = 0;
+    for (;;) {
+      const page = await this.deps.api.logs(feed.job.id, after, 10000);
+      if (feed !== this.feed) return;
+      feed.setLogHistory(page);
+      if (page.length < 10000) break;
+      after = page[page.length - 1].seq;
+    }
+    this.logs?.rerender();
+  }
+
+  async loadEvals() {
+    const feed = this.feed;
+    if (!feed || this.evalsLoaded) return;
+    this.evalsLoaded = true;
+    try {
+      feed.setEvalHistory(await this.deps.api.evals(feed.job.id));
+    } catch (error) {
+      // An older server has no /evals: the tab shows what the stream brings.
+      if (/** @type {ApiError} */ (error).status !== 404) throw error;
+    }
+    if (feed === this.feed) await this.evaluation?.render();
+  }
+
+  async drawFrame() {
+    const feed = this.feed;
+    if (!feed) return;
+    const changes = feed.takeChanges();
+    if (changes.job) {
+      this.renderHeader();
+      this.deps.onJob(feed.job);
+    }
+    if (changes.series.size) this.charts?.markDirty(changes.series);
+    if (changes.logs && this.tab === "logs") this.logs?.update();
+    if ((changes.evaluation || changes.series.size) && this.tab === "evaluation") await this.evaluation?.render();
+    const drawn = (await this.charts?.draw()) ?? [];
+    if (drawn.length && feed === this.feed) {
+      /** @type {Record<string, number|null>} */
+      const lastSteps = {};
+      for (const name of drawn) lastSteps[name] = feed.series.get(name)?.lastStep ?? null;
+      document.dispatchEvent(new CustomEvent("fts:drawn", { detail: { job: feed.job.id, lastSteps, at: Date.now() } }));
+    }
+    if (this.tab === "logs" && this.logs) this.logs.updateCount();
+  }
+
+  renderHeader() {
+    const job = /** @type {JobFeed} */ (this.feed).job;
+    const p = job.progress ?? { step: 0, max_steps: 0, epoch: 0, samples_per_second: null, eta_seconds: null };
+    const running = job.state === "running" || job.state === "cancelling";
+    const fraction = job.state === "completed" ? 1 : p.max_steps ? Math.min(1, p.step / p.max_steps) : 0;
+    /** @param {string} id @param {string} label @param {string} value */
+    const stat = (id, label, value) => h("div.stat", null, h("span.label", null, label), h("span.value", { id }, value));
+    const duration = job.started_at ? formatDuration((job.finished_at ?? Date.now() / 1000) - job.started_at) : "–";
+    replace(/** @type {HTMLElement} */ (this.header),
+      h("a.back", { href: "#" }, "← Jobs"),
+      h("div.job-title", null, h("h1", { title: job.id }, job.name), h("span", { id: "job-state" }, badge(job.state)),
+        job.kind === "attached" ? h("span.badge", { title: "a script reporting through StudioCallback" }, "attached") : null),
+      this.actions(job),
+      h("div.stats", null,
+        stat("stat-step", "step", p.max_steps ? `${p.step} / ${p.max_steps}` : String(p.step)),
+        stat("stat-epoch", "epoch", p.epoch ? p.epoch.toFixed(2) : "0"),
+        stat("stat-speed", "samples/s", formatValue(p.samples_per_second)),
+        stat("stat-eta", "ETA", running ? formatDuration(p.eta_seconds) : "–"),
+        stat("stat-duration", "duration", duration),
+        stat("stat-device", "device", job.device ?? "–"),
+        job.attempt > 1 ? stat("stat-attempt", "attempt", String(job.attempt)) : null),
+      h("div.progress", null, h("div", { style: `width: ${(fraction * 100).toFixed(1)}%` })));
+    const box = /** @type {HTMLElement} */ (this.errorBox);
+    box.hidden = !job.error;
+    if (job.error) {
+      replace(box,
+        h("div", null, h("span.error-type", null, job.error.type), ": ", h("span.error-message", null, job.error.message)),
+        job.error.hint ? h("div.hint", null, "Hint: ", h("span.error-hint", null, job.error.hint)) : null);
+    }
+    if (this.tab === "config") this.renderConfig();
+  }
+
+  /** @param {Job} job */
+  actions(job) {
+    const api = this.deps.api;
+    const note = h("span.job-meta.action-error", { id: "action-error", role: "alert" });
+    /** @param {() => Promise<Job|null>} act */
+    const run = (act) => async (/** @type {Event} */ e) => {
+      const button = /** @type {HTMLButtonElement} */ (e.currentTarget);
+      button.disabled = true;
+      note.textContent = "";
+      try {
+        const updated = await act();
+        if (updated && this.feed && updated.id === this.feed.job.id) {
+          this.feed.job = updated;
+          this.renderHeader();
+          this.deps.onJob(updated);
+        }
+      } catch (error) {
+        const err = /** @type {ApiError} */ (error);
+        note.textContent = err.hint ? `${err.message} (${err.hint})` : err.message;
+        button.disabled = false;
+      }
+    };
+    const del = h("button.danger", { id: "btn-delete", type: "button", hidden: !FINISHED_STATES.has(job.state) });
+    del.textContent = "Delete";
+    del.addEventListener("click", run(async () => {
+      if (!del.classList.contains("armed")) {
+        del.classList.add("armed");
+        del.textContent = "Delete: sure?";
+        setTimeout(() => { del.classList.remove("armed"); del.textContent = "Delete"; }, 4000);
+        return null;
+      }
+      await api.remove(job.id);
+      this.deps.onDeleted(job.id);
+      return null;
+    }));
+    return h("div.job-actions", null,
+      h("button", { id: "btn-cancel", type: "button", hidden: !(job.state === "queued" || job.state === "running"),
+        onclick: run(() => api.cancel(job.id)) }, "Cancel"),
+      h("button", { id: "btn-resume", type: "button", hidden: !(job.kind === "managed" && RESUMABLE_STATES.has(job.state)),
+        onclick: run(() => api.resume(job.id)) }, "Resume"),
+      job.kind === "managed" ? h("a.button", { id: "btn-clone", href: `#new=${encodeURIComponent(job.id)}` }, "Clone as new job") : null,
+      del, note);
+  }
+
+  renderConfig() {
+    const job = this.feed?.job;
+    if (!job) return;
+    replace(this.panels.config,
+      h("table", null, h("tbody", null,
+        h("tr", null, h("th", null, "id"), h("td.mono", null, job.id)),
+        h("tr", null, h("th", null, "output folder"), h("td.mono", { id: "output-dir" }, job.output_dir)),
+        h("tr", null, h("th", null, "task"), h("td", null, job.task)))),
+      h("h2", null, "Spec as submitted (finetune.toml)"),
+      h("pre.toml", { id: "spec-toml" }, toToml(job.spec ?? {})));
+  }
+}

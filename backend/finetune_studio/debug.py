@@ -1,0 +1,172 @@
+"""Capture tensors and attention from the debugger, inside the user's process.
+
+The IDE evaluates `__import__("finetune_studio.debug").debug.capture(<expr>, name="<expr>")` while the
+program is paused: `capture` summarises the object, builds the views (`docs/tensors.md` describes the
+payload), finds the Fine-Tune Studio server, posts to `/api/tensors` and returns a short JSON string
+`{"id", "url", "summary"}` for the debugger's value display.
+
+`capture` never raises into the user's program: any failure (no server, an object it cannot read) comes
+back as `"reason"` in the result. This is the one place where the project catches broad exceptions.
+Importing this module is cheap (standard library only); torch is imported on the first capture.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+PREVIEW = 1 << 20  # elements of the (pooled) whole-tensor preview the dashboard slices from
+SLICE_SIDE = 512  # default slice of a pooled N-D tensor, at up to this resolution
+TIMEOUT = 5.0  # seconds for the POST; the server is local
+
+
+def find_server(cwd: Path | None = None) -> tuple[str, str]:
+    """(url, token) of the server to send to: FINETUNE_STUDIO_URL + FINETUNE_STUDIO_TOKEN, else
+    `$FINETUNE_STUDIO_HOME/server.json`, else `.finetune-studio/server.json` in the working folder or
+    one of its parents. Raises LookupError saying where it looked."""
+    url, token = os.environ.get("FINETUNE_STUDIO_URL"), os.environ.get("FINETUNE_STUDIO_TOKEN")
+    if url and token:
+        return url.rstrip("/"), token
+    if url:
+        raise LookupError("FINETUNE_STUDIO_URL is set but FINETUNE_STUDIO_TOKEN is not")
+    home = os.environ.get("FINETUNE_STUDIO_HOME")
+    if home:
+        candidates = [Path(home) / "server.json"]
+    else:
+        start = (cwd or Path.cwd()).resolve()
+        candidates = [folder / ".finetune-studio" / "server.json" for folder in (start, *start.parents)]
+    for path in candidates:
+        if path.is_file():
+            info = json.loads(path.read_text(encoding="utf-8"))
+            return str(info["url"]).rstrip("/"), str(info["token"])
+    where = candidates[0] if home else f".finetune-studio/server.json from {candidates[0].parent.parent} up"
+    raise LookupError(f"no Fine-Tune Studio server: no {where} (start one with `finetune-studio serve`, "
+                      "or set FINETUNE_STUDIO_URL and FINETUNE_STUDIO_TOKEN)")
+
+
+def encode_array(t: Any) -> dict[str, Any]:
+    """A float32 tensor as {"dtype", "shape", "data"}: little-endian bytes in base64. Binary keeps NaN
+    and ±inf (the dashboard shows them as gaps) and is 5x smaller than a JSON list of numbers."""
+    array = t.detach().to("cpu").contiguous().numpy().astype("<f4", copy=False)
+    return {"dtype": "float32", "shape": list(array.shape),
+            "data": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def build_payload(obj: Any, name: str, tokens: Any = None, tokenizer: Any = None,
+                  input_ids: Any = None) -> dict[str, Any]:
+    """The body of `POST /api/tensors` for `obj` (see docs/tensors.md)."""
+    from .attention import attention_views, find_attention
+    from .tensors import summarize
+
+    layers = find_attention(obj)
+    if layers is not None:
+        views = attention_views(layers, tokens=tokens, tokenizer=tokenizer, input_ids=input_ids)
+        arrays = {"heads": encode_array(views.heads_matrix), "head_average": encode_array(views.head_average)}
+        if views.rollout is not None:
+            arrays["rollout"] = encode_array(views.rollout)
+        view = {"layers": views.layers, "heads": views.heads, "batch": views.batch,
+                "batch_index": views.batch_index, "q_len": views.q_len, "k_len": views.k_len,
+                "group": views.group, "query_labels": views.query_labels, "key_labels": views.key_labels,
+                "note": views.note}
+        return {"name": name, "kind": "attention", "summary": summarize(layers).to_dict(), "view": view,
+                "arrays": arrays}
+    summary = summarize(obj)
+    return {"name": name, "kind": "tensor", "summary": summary.to_dict(), **_tensor_views(obj, summary)}
+
+
+def _tensor_views(obj: Any, summary: Any) -> dict[str, Any]:
+    import torch
+
+    from .tensors import as_tensors, downsample, factors_for, pool, slice2d
+
+    parts, shape, _ = as_tensors(obj)
+    if summary.nan is None or summary.numel == 0:  # meta or empty: nothing to draw
+        return {"view": {"preview_shape": None, "pool": None, "slice": None}, "arrays": {}}
+    inner = shape[1:] if len(parts) > 1 else shape
+    factors = factors_for(inner, max(1, PREVIEW // len(parts)))
+    pooled = [pool(p, factors, "mean").cpu() for p in parts]
+    preview = torch.stack(pooled) if len(parts) > 1 else pooled[0]
+    full_factors = [1, *factors] if len(parts) > 1 else factors
+    arrays = {"preview": encode_array(preview)}
+    slice_view = None
+    if len(shape) >= 3 and any(f > 1 for f in full_factors):
+        # the pooled preview blurs the last two dimensions: send the first matrix at full resolution
+        matrix = slice2d(parts[0], (-2, -1), [0] * (parts[0].dim() - 2))
+        small, slice_factors = downsample(matrix, SLICE_SIDE, SLICE_SIDE)
+        arrays["slice"] = encode_array(small)
+        slice_view = {"dims": [len(shape) - 2, len(shape) - 1], "index": [0] * (len(shape) - 2),
+                      "pool": slice_factors}
+    view = {"preview_shape": list(preview.shape), "pool": full_factors, "slice": slice_view}
+    return {"view": view, "arrays": arrays}
+
+
+def post(url: str, token: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """POST the payload to `url/api/tensors` with the standard library only (the user's environment may
+    lack httpx); proxies are bypassed because the server is local."""
+    body = json.dumps(payload, allow_nan=False).encode("utf-8")
+    request = urllib.request.Request(
+        f"{url}/api/tensors", data=body, method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=TIMEOUT) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def _reason(error: BaseException, url: str | None) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        detail = error.read().decode("utf-8", "replace")[:300]
+        return f"the server at {url} answered {error.code}: {detail}"
+    if isinstance(error, urllib.error.URLError):
+        return f"no answer from the server at {url}: {error.reason} (is `finetune-studio serve` running?)"
+    if isinstance(error, LookupError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def capture(obj: Any, name: str | None = None, tokens: Any = None, tokenizer: Any = None,
+            input_ids: Any = None) -> str:
+    """Summarise `obj` (a tensor, ndarray, nested list, attention tuple or model output with
+    `.attentions`), send it to the server and return `{"id", "url", "summary"}` as JSON; with no server
+    (or any failure) `{"id": null, "url": null, "summary", "reason"}`. Never raises."""
+    text: str | None = None
+    url: str | None = None
+    try:
+        payload = build_payload(obj, name or "capture", tokens, tokenizer, input_ids)
+        text = payload["summary"]["text"]
+        url, token = find_server()
+        answer = post(url, token, payload)
+        return json.dumps({"id": answer["id"], "url": f"{url}/#tensor={answer['id']}", "summary": text})
+    except Exception as error:  # the documented exception: never break the user's paused program
+        return json.dumps({"id": None, "url": None, "summary": text, "reason": _reason(error, url)})
+
+
+def attention(model: Any, tokenizer: Any, text: str, name: str | None = None) -> str:
+    """Run `model` once on `text` with output_attentions=True and capture the attention with the tokens
+    as labels. Gradient-free; the model's train/eval mode and attention implementation are restored
+    (SDPA and flash kernels return no weights, so the model runs eagerly for this one pass)."""
+    import torch
+
+    device = next(model.parameters()).device
+    encoded = tokenizer(text, return_tensors="pt")
+    encoded = {key: value.to(device) for key, value in encoded.items()}
+    was_training = model.training
+    implementation = model.config._attn_implementation
+    try:
+        model.eval()
+        if implementation != "eager":
+            model.set_attn_implementation("eager")
+        with torch.no_grad():
+            outputs = model(**encoded, output_attentions=True)
+    finally:
+        if implementation != "eager":
+            model.set_attn_implementation(implementation)
+        model.train(was_training)
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
+    label = name or f"attention: {text[:40]}{'…' if len(text) > 40 else ''}"
+    return capture(outputs, name=label, tokens=tokens)
+

@@ -1,0 +1,262 @@
+"""Reporting a training run to the server: `StudioCallback` (a TrainerCallback) and its client.
+
+The client numbers events per attempt (`seq`), sends them in batches from a background thread, and
+when the server cannot be reached appends the batch to a spool file (JSON lines) and replays the spool,
+oldest first, as soon as a send succeeds again. The server stores `(attempt, seq)` once, so a replay never
+duplicates a point. In a user's own script, `StudioCallback()` opens an *attached* run on the server found
+through `server.json` or FINETUNE_STUDIO_URL/_TOKEN; without one it warns once and keeps spooling:
+it never stops the user's training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from transformers import TrainerCallback
+
+from .wire import IngestBatch, ReporterEvent
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.2
+MAX_BATCH = 1000
+
+
+def find_server(start: Path | None = None) -> tuple[str, str] | None:
+    """(url, token) from the environment, FINETUNE_STUDIO_HOME, or a `.finetune-studio/server.json`
+    in this folder or one above it."""
+    url, token = os.environ.get("FINETUNE_STUDIO_URL"), os.environ.get("FINETUNE_STUDIO_TOKEN")
+    if url and token:
+        return url, token
+    candidates = []
+    if os.environ.get("FINETUNE_STUDIO_HOME"):
+        candidates.append(Path(os.environ["FINETUNE_STUDIO_HOME"]) / "server.json")
+    folder = (start or Path.cwd()).resolve()
+    candidates += [parent / ".finetune-studio" / "server.json" for parent in (folder, *folder.parents)]
+    for path in candidates:
+        if path.is_file():
+            info = json.loads(path.read_text(encoding="utf-8"))
+            return info["url"], info["token"]
+    return None
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: non-finite floats travel as null (the point is kept, its value is not a number)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+class ReporterClient:
+    """Sends events of one job attempt; spools what cannot be sent."""
+
+    def __init__(self, url: str | None, token: str | None, job_id: str | None, attempt: int,
+                 spool_path: Path) -> None:
+        self.url, self.token, self.job_id, self.attempt = url, token, job_id, attempt
+        self.spool_path = spool_path
+        self._seq = 0
+        self._pending: list[ReporterEvent] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._warned = False
+        self._http = httpx.Client(timeout=10, trust_env=False)  # loopback: never through a proxy
+        self._thread = threading.Thread(target=self._run, name="studio-reporter", daemon=True)
+        self._thread.start()
+
+    def emit(self, type_: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._seq += 1
+            self._pending.append(ReporterEvent(seq=self._seq, type=type_, time=time.time(), data=_clean(data)))
+            if len(self._pending) >= MAX_BATCH:
+                self._wake.set()
+
+    def close(self) -> None:
+        """Send what is left (or spool it); returns when done."""
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=60)
+        self._http.close()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            self._flush()
+            if self._closed:
+                self._flush()
+                return
+
+    def _flush(self) -> None:
+        with self._lock:
+            events, self._pending = self._pending, []
+        if events:
+            batch = IngestBatch(attempt=self.attempt, events=events).model_dump(mode="json")
+            if self.spool_path.exists() or not self._send(batch):
+                self._spool(batch)
+        if self.spool_path.exists():
+            self._replay()
+
+    def _send(self, batch: dict[str, Any]) -> bool:
+        if not self.url or not self.job_id:
+            return False
+        try:
+            response = self._http.post(f"{self.url}/api/jobs/{self.job_id}/events", json=batch,
+                                       headers={"Authorization": f"Bearer {self.token}"})
+        except httpx.TransportError as error:
+            self._warn(f"Fine-Tune Studio server unreachable ({error}); spooling to {self.spool_path}")
+            return False
+        if response.status_code >= 300:
+            self._warn(f"Fine-Tune Studio server answered {response.status_code} ({response.text[:200]}); "
+                       f"spooling to {self.spool_path}")
+            return False
+        return True
+
+    def _spool(self, batch: dict[str, Any]) -> None:
+        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.spool_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(batch) + "\n")
+
+    def _replay(self) -> None:
+        """Send the spool oldest first; keep what still fails (in order)."""
+        if not self.url or not self.job_id:
+            return
+        lines = self.spool_path.read_text(encoding="utf-8").splitlines()
+        for position, line in enumerate(lines):
+            if line.strip() and not self._send(json.loads(line)):
+                self.spool_path.write_text("\n".join(lines[position:]) + "\n", encoding="utf-8")
+                return
+        self.spool_path.unlink()
+        log.info("Fine-Tune Studio: delivered %d spooled batches", len(lines))
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(message)
+
+
+_SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
+_EVAL_NOISE = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
+
+
+class StudioCallback(TrainerCallback):
+    """Reports metrics, progress and evaluations of a `Trainer` to Fine-Tune Studio.
+
+    In a managed job the worker hands it a client; in a user's script, `StudioCallback()` opens an
+    attached run on the first `on_train_begin`."""
+
+    def __init__(self, client: ReporterClient | None = None, name: str | None = None,
+                 eval_details: Any = None, stop_on_nan: bool = False) -> None:
+        self.client = client
+        self.name = name
+        self.eval_details = eval_details
+        self.stop_on_nan = stop_on_nan
+        self.nan_step: int | None = None
+        self._attached = client is None
+        self._started_at = 0.0
+        self._start_step = 0
+
+    # -- attached runs ---------------------------------------------------------------------------
+    def _open_run(self, args: Any) -> ReporterClient:
+        spool = Path(args.output_dir or ".") / "finetune-studio-spool.jsonl"
+        server = find_server()
+        job_id = None
+        if server is not None:
+            url, token = server
+            config = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool)}
+            try:
+                response = httpx.post(f"{url}/api/runs", json={
+                    "name": self.name or Path(args.output_dir or "run").name, "task": "custom",
+                    "output_dir": str(Path(args.output_dir or ".").resolve()), "config": config,
+                    "pid": os.getpid()}, headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                    trust_env=False)
+                response.raise_for_status()
+                job_id = response.json()["id"]
+            except httpx.HTTPError as error:
+                log.warning("Fine-Tune Studio: could not open a run (%s); spooling to %s", error, spool)
+        else:
+            url = token = None
+            log.warning("Fine-Tune Studio: no server found (no .finetune-studio/server.json here or above, "
+                        "no FINETUNE_STUDIO_URL); spooling to %s. Start one with `finetune-studio serve`.", spool)
+        return ReporterClient(url, token if server else None, job_id, 1, spool)
+
+    # -- TrainerCallback -------------------------------------------------------------------------
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.client is None and state.is_world_process_zero:
+            self.client = self._open_run(args)
+        self._started_at = time.time()
+        self._start_step = state.global_step
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
+               **kwargs: Any) -> None:
+        if self.client is None or not logs or not state.is_world_process_zero:
+            return
+        if any(key.startswith("eval_") for key in logs):
+            return  # on_evaluate reports these, with their details
+        values = {f"train/{k}": v for k, v in logs.items() if k not in _SUMMARY_KEYS}
+        summary = {f"summary/{k}": v for k, v in logs.items() if k in _SUMMARY_KEYS}
+        if values:
+            self.client.emit("metric", {"step": state.global_step, "values": values})
+        if summary:
+            self.client.emit("metric", {"step": state.global_step, "values": summary})
+        self._system(state)
+        self._progress(args, state)
+        loss = logs.get("loss")
+        if self.stop_on_nan and isinstance(loss, float) and not math.isfinite(loss):
+            self.nan_step = state.global_step
+            control.should_training_stop = True
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.client is not None and state.is_world_process_zero and state.global_step % 5 == 0:
+            self._progress(args, state)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
+                    **kwargs: Any) -> None:
+        if self.client is None or not metrics or not state.is_world_process_zero:
+            return
+        values = {f"eval/{k.removeprefix('eval_')}": v for k, v in metrics.items() if k not in _EVAL_NOISE}
+        data: dict[str, Any] = {"step": state.global_step, "values": values}
+        if self.eval_details is not None:
+            data.update(self.eval_details())
+        self.client.emit("eval", data)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.client is None or not state.is_world_process_zero:
+            return
+        self._progress(args, state)
+        if self._attached:
+            self.client.emit("end", {"state": "completed"})
+            self.client.close()
+
+    def _progress(self, args: Any, state: Any) -> None:
+        assert self.client is not None
+        elapsed = time.time() - self._started_at
+        done = state.global_step - self._start_step
+        steps_per_second = done / elapsed if elapsed > 0 and done > 0 else None
+        per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
+        self.client.emit("progress", {
+            "step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch or 0.0,
+            "samples_per_second": steps_per_second * per_step if steps_per_second else None,
+            "eta_seconds": (state.max_steps - state.global_step) / steps_per_second if steps_per_second else None})
+
+    def _system(self, state: Any) -> None:
+        import torch
+
+        assert self.client is not None
+        if torch.cuda.is_available():
+            values = {"system/gpu_memory_allocated_gb": torch.cuda.memory_allocated() / 2**30,
+                      "system/gpu_memory_reserved_gb": torch.cuda.memory_reserved() / 2**30,
+                      "system/gpu_max_memory_allocated_gb": torch.cuda.max_memory_allocated() / 2**30}
+            self.client.emit("system", {"step": state.global_step, "values": values})

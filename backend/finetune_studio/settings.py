@@ -1,0 +1,48 @@
+"""Server settings: built once by the CLI (or a test) and handed to `create_app`; no globals."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    allow_remote: bool = False
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ValueError(f"host {self.host!r} is not a loopback address: the server would be reachable "
+                             "from other machines. Use 127.0.0.1, or pass --allow-remote if you mean it")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is out of range: use 0 (any free port) to 65535")
+        if len(self.token) < 16:
+            raise ValueError("token is shorter than 16 characters: use a longer random token or omit it")
+
+    @property
+    def project_dir(self) -> Path:
+        """Relative paths of API submissions resolve here (the folder that holds .finetune-studio)."""
+        return self.data_dir.parent
+
+    @property
+    def server_json(self) -> Path:
+        return self.data_dir / "server.json"

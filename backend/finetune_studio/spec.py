@@ -1,0 +1,248 @@
+"""JobSpec: the one description of a job, from `finetune.toml`, the API or the dashboard's form.
+
+Field names follow `TrainingArguments` where one exists; anything else for the Trainer passes through
+`[training.args]`. Relative paths resolve against the TOML's folder (or the project folder for API
+submissions). Unknown keys are errors with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import FieldProblem, SpecError
+
+TaskName = Literal[
+    "text-classification", "token-classification", "question-answering", "seq2seq", "causal-lm"
+]
+TASKS: tuple[str, ...] = TaskName.__args__  # type: ignore[attr-defined]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DataSpec(_Strict):
+    """Where the examples are and which columns hold what; the column keys depend on the task."""
+
+    train: str = Field(description="training file: csv, json, jsonl or parquet (or CoNLL text)")
+    eval: str | None = Field(None, description="evaluation file; or set eval_fraction")
+    eval_fraction: float | None = Field(None, gt=0, lt=1, description="hold out this share of train")
+    format: Literal["auto", "csv", "json", "parquet", "conll"] = "auto"
+    max_length: int = Field(256, ge=8, le=32768, description="tokens per example (longer ones are cut)")
+    # text-classification
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    # token-classification
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    # question-answering
+    question_column: str = "question"
+    context_column: str = "context"
+    answers_column: str = "answers"
+    doc_stride: int = Field(128, ge=0)
+    # seq2seq
+    source_column: str = "source"
+    target_column: str = "target"
+    source_prefix: str = ""
+    # causal-lm
+    prompt_column: str | None = None
+    response_column: str | None = None
+    train_on_prompt: bool = False
+    packing: bool = False
+
+    @model_validator(mode="after")
+    def _one_eval_source(self) -> DataSpec:
+        if self.eval is not None and self.eval_fraction is not None:
+            raise ValueError("give either eval (a file) or eval_fraction, not both")
+        return self
+
+
+class TrainingSpec(_Strict):
+    """Hyper-parameters; names follow TrainingArguments, defaults the seed example's."""
+
+    epochs: float = Field(3, gt=0, description="num_train_epochs")
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps")
+    batch_size: int = Field(16, ge=1, description="per_device_train_batch_size")
+    eval_batch_size: int = Field(64, ge=1, description="per_device_eval_batch_size")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(2e-5, gt=0, lt=1)
+    warmup_steps: int | None = Field(None, ge=0, description="or warmup_ratio")
+    warmup_ratio: float | None = Field(None, ge=0, lt=1, description="defaults to 0.06 when neither is set")
+    weight_decay: float = Field(0.01, ge=0)
+    lr_scheduler_type: str = "linear"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    seed: int = 42
+    logging_steps: int = Field(10, ge=1, description="log the training loss every N steps")
+    eval_strategy: Literal["no", "steps", "epoch"] = "epoch"
+    eval_steps: int | None = Field(None, ge=1)
+    save_strategy: Literal["no", "steps", "epoch"] = "epoch"
+    save_steps: int | None = Field(None, ge=1)
+    save_total_limit: int | None = Field(2, ge=1)
+    gradient_checkpointing: bool = False
+    args: dict[str, Any] = Field(default_factory=dict, description="any other TrainingArguments, unchanged")
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> TrainingSpec:
+        if self.warmup_steps is not None and self.warmup_ratio is not None:
+            raise ValueError("give either warmup_steps or warmup_ratio, not both")
+        return self
+
+
+class LoraSpec(_Strict):
+    """Train LoRA adapters with peft instead of all weights."""
+
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="chosen per architecture when not given")
+    merge: bool = Field(False, description="also save base + adapter merged into one model")
+    quantize: Literal["4bit"] | None = Field(None, description="QLoRA: needs a GPU and bitsandbytes")
+
+
+class ResourcesSpec(_Strict):
+    gpus: int | Literal["all"] = Field(1, description="GPUs for this job (0 = CPU)")
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description="Ray cluster address; default: RAY_ADDRESS or auto")
+
+
+class JobSpec(_Strict):
+    """A fine-tuning job."""
+
+    name: str = Field("", description="shown in lists; defaults to the TOML's folder name or the task")
+    task: TaskName = "text-classification"
+    model: str = Field(description="a local model folder, or a hub id where the network allows")
+    data: DataSpec
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    lora: LoraSpec | None = None
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+
+    @model_validator(mode="after")
+    def _default_name(self) -> JobSpec:
+        if not self.name:
+            self.name = self.task
+        return self
+
+
+def _did_you_mean(unknown: str, model: type[BaseModel]) -> str:
+    close = difflib.get_close_matches(unknown, list(model.model_fields), n=1, cutoff=0.6)
+    return f"unknown key; did you mean {close[0]!r}?" if close else (
+        f"unknown key; expected one of: {', '.join(model.model_fields)}"
+    )
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel]:
+    """The pydantic model that holds the key at `path` (for "did you mean")."""
+    model: type[BaseModel] = JobSpec
+    for part in path[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        for candidate in (DataSpec, TrainingSpec, LoraSpec, ResourcesSpec):
+            if annotation is candidate or (annotation is not None and candidate in getattr(annotation, "__args__", ())):
+                model = candidate
+                break
+    return model
+
+
+def problems_of(error: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        dotted = ".".join(str(p) for p in loc)
+        if item["type"] == "extra_forbidden":
+            message = _did_you_mean(str(loc[-1]), _model_at(loc))
+        elif item["type"] == "missing":
+            message = "required"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if "input" in item and item["type"] not in ("model_type",):
+                message += f" (got {item['input']!r})"
+        problems.append(FieldProblem(dotted, message))
+    return problems
+
+
+def parse_spec(raw: dict[str, Any], base_dir: Path) -> JobSpec:
+    """Validate `raw` and resolve its paths against `base_dir`; raises SpecError naming each field."""
+    try:
+        spec = JobSpec.model_validate(raw)
+    except ValidationError as error:
+        raise SpecError(problems_of(error)) from None
+    data = spec.data
+    data.train = _resolve(data.train, base_dir)
+    if data.eval is not None:
+        data.eval = _resolve(data.eval, base_dir)
+    if _looks_like_path(spec.model, base_dir):
+        spec.model = _resolve(spec.model, base_dir)
+    return spec
+
+
+def load_spec(path: Path) -> JobSpec:
+    """Read a `finetune.toml`; relative paths resolve against its folder."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError([FieldProblem("", f"{path}: not valid TOML: {error}")]) from None
+    raw.setdefault("name", path.parent.resolve().name if path.name == "finetune.toml" else
+                   path.name.removesuffix(".finetune.toml").removesuffix(".toml"))
+    return parse_spec(raw, path.parent.resolve())
+
+
+def _looks_like_path(value: str, base_dir: Path) -> bool:
+    return value.startswith((".", "/", "~")) or (base_dir / value).expanduser().exists()
+
+
+def _resolve(value: str, base_dir: Path) -> str:
+    return str((base_dir / Path(value).expanduser()).resolve())
+
+
+def check_files(spec: JobSpec) -> None:
+    """Refuse at submit what would fail an hour later: missing data files and model folders."""
+    problems = []
+    for field, value in (("data.train", spec.data.train), ("data.eval", spec.data.eval)):
+        if value is not None and not Path(value).is_file():
+            problems.append(FieldProblem(field, f"no such file: {value}"))
+    model = Path(spec.model)
+    if model.is_absolute():
+        if not model.is_dir():
+            problems.append(FieldProblem("model", f"no such model folder: {model}"))
+        elif not (model / "config.json").is_file() and not (model / "adapter_config.json").is_file():
+            problems.append(FieldProblem(
+                "model", f"{model} has no config.json: give a folder saved with save_pretrained()"))
+    else:
+        problem = _hub_model_problem(spec.model)
+        if problem:
+            problems.append(FieldProblem("model", problem))
+    if spec.lora and spec.lora.quantize and not _cuda_available():
+        problems.append(FieldProblem(
+            "lora.quantize", "4-bit QLoRA needs a CUDA GPU and bitsandbytes; this machine has no GPU: "
+            "remove quantize to train plain LoRA on the CPU"))
+    if problems:
+        raise SpecError(problems)
+
+
+def _hub_model_problem(model_id: str) -> str | None:
+    import os
+
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("1", "true", "TRUE", "yes"):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+        return None
+    return (f"{model_id!r} is not a local folder and the hub is offline (HF_HUB_OFFLINE=1) with no cached "
+            "copy: give the path of a folder saved with save_pretrained()")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def spec_json_schema() -> dict[str, Any]:
+    return JobSpec.model_json_schema()

@@ -1,0 +1,328 @@
+"""SQLite store: jobs, their event log (metrics, progress, evals, logs, states) and metric points.
+
+One writer: every write runs on one thread through one connection (`_Writer`), in order; readers use
+their own connection per thread. WAL lets readers go on while the writer commits. Metric points are
+keyed by (job, name, step): a resumed attempt that logs a step again replaces the point, so a curve never
+holds a step twice. Events are numbered per job (`seq`, the SSE id); a reporter's `(attempt, seq)` is
+unique, so a replayed batch is stored once.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import NotFound
+from .wire import Job, LogLine, ReporterEvent, Series, StreamEvent, finite
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    task TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    progress TEXT NOT NULL DEFAULT '{}',
+    device TEXT,
+    output_dir TEXT NOT NULL,
+    error TEXT,
+    best_metric TEXT,
+    spec TEXT NOT NULL,
+    pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    time REAL NOT NULL,
+    data TEXT NOT NULL,
+    src_attempt INTEGER,
+    src_seq INTEGER,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_source ON events (job_id, src_attempt, src_seq)
+    WHERE src_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_type ON events (job_id, type, seq);
+CREATE TABLE IF NOT EXISTS metrics (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    time REAL NOT NULL,
+    PRIMARY KEY (job_id, name, step)
+) WITHOUT ROWID;
+-- captured tensors (captures.py): the arrays live in tensors/<id>.safetensors beside the database
+CREATE TABLE IF NOT EXISTS tensors (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    bytes INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    view TEXT NOT NULL
+);
+"""
+
+JOB_COLUMNS = ("id name task kind state attempt created_at started_at finished_at progress device "
+               "output_dir error best_metric spec").split()
+_JSON_COLUMNS = {"progress", "error", "best_metric", "spec"}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class _Writer(threading.Thread):
+    """Runs write functions one at a time on its own connection."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name="studio-store-writer", daemon=True)
+        self.conn = _connect(path)
+        self.conn.executescript(SCHEMA)
+        self.jobs: queue.Queue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = queue.Queue()
+
+    def run(self) -> None:
+        while (item := self.jobs.get()) is not None:
+            fn, future = item
+            try:
+                with self.conn:
+                    result = fn(self.conn)
+            except BaseException as error:  # handed to the caller, who raises it
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+        self.conn.close()
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = _Writer(path)
+        self._writer.start()
+        self._local = threading.local()
+        self._last_seq: dict[str, int] = {}  # touched by the writer thread only
+
+    def close(self) -> None:
+        self._writer.jobs.put(None)
+        self._writer.join(timeout=10)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._writer.jobs.put((fn, future))
+        return future
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return self.submit(fn).result()
+
+    def reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def insert_job(self, job: Job) -> None:
+        row = _job_row(job)
+        placeholders = ", ".join("?" for _ in JOB_COLUMNS)
+        self.write(lambda c: c.execute(f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({placeholders})",
+                                       [row[k] for k in JOB_COLUMNS]))
+
+    def update_job(self, job_id: str, **fields: Any) -> Job:
+        """Set columns of one job; returns the job as stored afterwards."""
+        def run(conn: sqlite3.Connection) -> Job:
+            if fields:
+                values = [json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in fields.items()]
+                conn.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                             [*values, job_id])
+            return _get_job(conn, job_id)
+        return self.write(run)
+
+    def get_job(self, job_id: str) -> Job:
+        return _get_job(self.reader(), job_id)
+
+    def list_jobs(self, states: Iterable[str] | None = None) -> list[Job]:
+        sql = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
+        params: list[Any] = []
+        if states is not None:
+            states = list(states)
+            sql += f" WHERE state IN ({', '.join('?' for _ in states)})"
+            params = states
+        rows = self.reader().execute(sql + " ORDER BY created_at DESC", params).fetchall()
+        return [_job_from_row(r) for r in rows]
+
+    def job_pid(self, job_id: str) -> int | None:
+        row = self.reader().execute("SELECT pid FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row[0] if row else None
+
+    def delete_job(self, job_id: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            for table in ("events", "metrics"):
+                conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            self._last_seq.pop(job_id, None)
+        self.write(run)
+
+    # -- events --------------------------------------------------------------------------------
+    def append(self, job_id: str, items: list[tuple[str, dict[str, Any]]]) -> list[StreamEvent]:
+        """Append server-made events (logs, states); returns them numbered."""
+        now = time.time()
+        return self.write(lambda c: [e for e in (self._append_one(c, job_id, t, now, d, None, None)
+                                                 for t, d in items) if e is not None])
+
+    def ingest(self, job_id: str, attempt: int, events: list[ReporterEvent]) -> list[StreamEvent]:
+        """Store a reporter's batch; events already stored (same attempt and seq) are skipped."""
+        def run(conn: sqlite3.Connection) -> list[StreamEvent]:
+            stored = []
+            for e in events:
+                event = self._append_one(conn, job_id, e.type, e.time, e.data, attempt, e.seq)
+                if event is not None:
+                    stored.append(event)
+                    self._apply(conn, job_id, event)
+            return stored
+        return self.write(run)
+
+    def _append_one(self, conn: sqlite3.Connection, job_id: str, type_: str, when: float,
+                    data: dict[str, Any], src_attempt: int | None, src_seq: int | None) -> StreamEvent | None:
+        if src_seq is not None and conn.execute(
+                "SELECT 1 FROM events WHERE job_id = ? AND src_attempt = ? AND src_seq = ?",
+                (job_id, src_attempt, src_seq)).fetchone():
+            return None
+        seq = self._next_seq(conn, job_id)
+        conn.execute("INSERT INTO events (job_id, seq, type, time, data, src_attempt, src_seq) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (job_id, seq, type_, when, json.dumps(data, allow_nan=False), src_attempt, src_seq))
+        return StreamEvent(seq=seq, type=type_, time=when, data=data)  # type: ignore[arg-type]
+
+    def _next_seq(self, conn: sqlite3.Connection, job_id: str) -> int:
+        last = self._last_seq.get(job_id)
+        if last is None:
+            last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id = ?",
+                                (job_id,)).fetchone()[0]
+        self._last_seq[job_id] = last + 1
+        return last + 1
+
+    def _apply(self, conn: sqlite3.Connection, job_id: str, event: StreamEvent) -> None:
+        """Derive the queryable state of a reporter event: metric rows, progress, best metric."""
+        data = event.data
+        if event.type in ("metric", "eval", "system"):
+            step = int(data.get("step", 0))
+            rows = [(job_id, name, step, finite(_as_float(v)), event.time)
+                    for name, v in data.get("values", {}).items() if _as_float(v) is not None or v is None]
+            conn.executemany("INSERT OR REPLACE INTO metrics (job_id, name, step, value, time) "
+                             "VALUES (?, ?, ?, ?, ?)", rows)
+            if event.type == "eval":
+                _update_best(conn, job_id, data.get("values", {}))
+        elif event.type == "progress":
+            conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(data), job_id))
+
+    def events_after(self, job_id: str, after: int, limit: int = 5000,
+                     types: tuple[str, ...] | None = None) -> list[StreamEvent]:
+        sql = "SELECT seq, type, time, data FROM events WHERE job_id = ? AND seq > ?"
+        params: list[Any] = [job_id, after]
+        if types:
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            params += list(types)
+        rows = self.reader().execute(sql + " ORDER BY seq LIMIT ?", [*params, limit]).fetchall()
+        return [StreamEvent(seq=s, type=t, time=w, data=json.loads(d)) for s, t, w, d in rows]
+
+    def logs(self, job_id: str, after: int, limit: int) -> list[LogLine]:
+        return [LogLine(seq=e.seq, time=e.time, **e.data)
+                for e in self.events_after(job_id, after, limit, types=("log",))]
+
+    # -- metrics -------------------------------------------------------------------------------
+    def metric_names(self, job_id: str) -> list[str]:
+        rows = self.reader().execute("SELECT DISTINCT name FROM metrics WHERE job_id = ?", (job_id,))
+        return sorted(r[0] for r in rows)
+
+    def series(self, job_id: str, name: str, max_points: int) -> tuple[Series, int]:
+        """A series downsampled to about `max_points`, keeping each bucket's min and max (spikes stay)."""
+        conn = self.reader()
+        count, first, last = conn.execute(
+            "SELECT COUNT(*), MIN(step), MAX(step) FROM metrics WHERE job_id = ? AND name = ?",
+            (job_id, name)).fetchone()
+        if count <= max_points:
+            rows = conn.execute("SELECT step, value, time FROM metrics WHERE job_id = ? AND name = ? "
+                                "ORDER BY step", (job_id, name)).fetchall()
+        else:
+            buckets = max(1, max_points // 2)
+            width = (last - first + 1) / buckets
+            # SQLite returns the row holding the MIN()/MAX() for the bare columns: the spike itself.
+            picked: dict[int, tuple[int, float | None, float]] = {}
+            for agg in ("MIN", "MAX"):
+                for step, value, when, _ in conn.execute(
+                        f"SELECT step, value, time, {agg}(value) FROM metrics WHERE job_id = ? AND name = ? "
+                        "GROUP BY CAST((step - ?) / ? AS INTEGER)", (job_id, name, first, width)):
+                    picked[step] = (step, value, when)
+            for step in (first, last):
+                picked.setdefault(step, conn.execute(
+                    "SELECT step, value, time FROM metrics WHERE job_id = ? AND name = ? AND step = ?",
+                    (job_id, name, step)).fetchone())
+            rows = sorted(picked.values())
+        return Series(step=[r[0] for r in rows], value=[r[1] for r in rows], time=[r[2] for r in rows]), count
+
+    def last_step(self, job_id: str) -> int:
+        row = self.reader().execute("SELECT COALESCE(MAX(step), 0) FROM metrics WHERE job_id = ?",
+                                    (job_id,)).fetchone()
+        return int(row[0])
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _lower_is_better(name: str) -> bool:
+    return "loss" in name or "perplexity" in name or name.endswith("runtime")
+
+
+def _update_best(conn: sqlite3.Connection, job_id: str, values: dict[str, Any]) -> None:
+    row = conn.execute("SELECT best_metric FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    best: dict[str, float] = json.loads(row[0]) if row and row[0] else {}
+    for name, raw in values.items():
+        value = finite(_as_float(raw))
+        if value is None or "runtime" in name or "per_second" in name:
+            continue
+        old = best.get(name)
+        if old is None or (value < old if _lower_is_better(name) else value > old):
+            best[name] = value
+    conn.execute("UPDATE jobs SET best_metric = ? WHERE id = ?", (json.dumps(best), job_id))
+
+
+def _job_row(job: Job) -> dict[str, Any]:
+    row = job.model_dump(mode="json")
+    return {k: json.dumps(row[k]) if k in _JSON_COLUMNS and row[k] is not None else row[k] for k in JOB_COLUMNS}
+
+
+def _job_from_row(row: tuple[Any, ...]) -> Job:
+    data = dict(zip(JOB_COLUMNS, row, strict=True))
+    for key in _JSON_COLUMNS:
+        if data[key] is not None:
+            data[key] = json.loads(data[key])
+    return Job.model_validate(data)
+
+
+def _get_job(conn: sqlite3.Connection, job_id: str) -> Job:
+    row = conn.execute(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no job {job_id!r}", hint="GET /api/jobs lists the jobs that exist")
+    return _job_from_row(row)

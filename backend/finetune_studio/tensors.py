@@ -1,0 +1,399 @@
+"""Summaries, histograms, slices and downsampled previews of tensors (no I/O).
+
+Inspection is pure, gradient-free and frugal: statistics run on the tensor's device, only scalars move
+to the CPU, and work happens in chunks of at most `CHUNK` elements so that the float upcast of a
+multi-GB tensor never exists whole. Attention-specific views live in `attention.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+
+CHUNK = 1 << 24  # elements per step: a float64 upcast of one chunk is 128 MB
+SAMPLE = 1 << 16  # histogram sample size
+BINS = 50
+Mode = Literal["mean", "maxabs"]
+
+_NATIVE_MINMAX = {torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64}
+
+
+@dataclass(frozen=True)
+class Histogram:
+    edges: list[float]  # len(counts) + 1
+    counts: list[int]
+    sample_size: int  # finite values the counts come from
+    sampled: bool  # False when every element was counted
+
+
+@dataclass(frozen=True)
+class Summary:
+    kind: str  # "tensor", "ndarray", "list" or "tensors" (a sequence of same-shape tensors, stacked)
+    shape: list[int]
+    dtype: str
+    device: str
+    numel: int
+    bytes: int
+    requires_grad: bool
+    min: float | None  # min/max/mean/std over the finite values; of |z| for complex
+    max: float | None
+    mean: float | None
+    std: float | None  # population standard deviation (ddof=0, as numpy.std)
+    nan: int | None  # None when there is no data (meta tensors)
+    posinf: int | None
+    neginf: int | None
+    zeros: int | None
+    histogram: Histogram | None
+    note: str | None
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: non-finite floats become None."""
+        return _json_safe(asdict(self))  # type: ignore[no-any-return]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def as_tensors(obj: Any) -> tuple[list[torch.Tensor], list[int], str]:
+    """The parts, logical shape and kind of `obj`: a tensor, an ndarray, a nested list of numbers, or a
+    list/tuple of same-shape tensors (treated as stacked, without copying them together)."""
+    if isinstance(obj, torch.Tensor):
+        _check_layout(obj)
+        return [obj], list(obj.shape), "tensor"
+    if isinstance(obj, list | tuple) and obj and all(isinstance(t, torch.Tensor) for t in obj):
+        first = obj[0]
+        for t in obj:
+            _check_layout(t)
+            if t.shape != first.shape or t.dtype != first.dtype or t.device != first.device:
+                raise TypeError(
+                    f"a sequence of tensors of different shapes/dtypes/devices ({list(first.shape)} "
+                    f"{first.dtype} {first.device} vs {list(t.shape)} {t.dtype} {t.device}): "
+                    "capture one element at a time")
+        return list(obj), [len(obj), *first.shape], "tensors"
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return [_from_numpy(obj)], list(obj.shape), "ndarray"
+    if isinstance(obj, list | tuple | int | float | bool | complex):
+        try:
+            array = np.asarray(obj)
+        except ValueError as error:  # ragged nesting
+            raise TypeError(f"cannot make an array of this {type(obj).__name__}: {error}") from None
+        if array.dtype == object:
+            raise TypeError(f"cannot summarise a {type(obj).__name__} of non-numbers")
+        return [_from_numpy(array)], list(array.shape), "list"
+    raise TypeError(f"cannot summarise a {type(obj).__module__}.{type(obj).__name__}: give a torch tensor, "
+                    "a NumPy array, a nested list of numbers or a list of same-shape tensors")
+
+
+def _check_layout(t: torch.Tensor) -> None:
+    if t.layout != torch.strided:
+        raise TypeError(f"a {t.layout} tensor: summarise t.to_dense() for a small one, or t.values()")
+
+
+def _from_numpy(array: Any) -> torch.Tensor:
+    import numpy as np
+
+    if array.dtype.kind == "f" and array.dtype.itemsize > 8:
+        array = array.astype(np.float64)  # torch has no long double
+    elif array.dtype.kind not in "biufc":
+        raise TypeError(f"cannot summarise a NumPy array of dtype {array.dtype}")
+    if any(s < 0 for s in array.strides):
+        array = np.ascontiguousarray(array)  # torch refuses negative strides (a reversed view)
+    return torch.from_numpy(array)
+
+
+def _dtype_name(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _real(c: torch.Tensor, wide_ints: bool) -> torch.Tensor:
+    """The float values statistics and pictures are made of: |z| for complex, 0/1 for bool, float32 for
+    low-precision floats, float64 (exact below 2**53) or float32 for integers."""
+    if c.is_complex():
+        return (c.to(torch.complex64) if c.dtype == torch.complex32 else c).abs()
+    if c.dtype in (torch.float32, torch.float64):
+        return c
+    if c.is_floating_point() or c.dtype == torch.bool:
+        return c.to(torch.float32)
+    return c.to(torch.float64 if wide_ints else torch.float32)
+
+
+def flat_chunks(x: torch.Tensor, limit: int = CHUNK) -> Iterator[torch.Tensor]:
+    """1-D pieces of `x` of at most `limit` elements: views of a contiguous tensor, bounded copies of a
+    strided one (walking the first dimension), never a copy of the whole."""
+    if x.numel() <= limit:
+        yield x.reshape(-1)
+        return
+    if x.is_contiguous():
+        flat = x.view(-1)
+        for start in range(0, flat.numel(), limit):
+            yield flat[start:start + limit]
+        return
+    row = x[0].numel()
+    if row <= limit:
+        step = limit // row
+        for start in range(0, x.shape[0], step):
+            yield x[start:start + step].reshape(-1)
+    else:
+        for i in range(x.shape[0]):
+            yield from flat_chunks(x[i], limit)
+
+
+@dataclass
+class _Moments:
+    """Running count/mean/M2 (Chan et al.'s parallel combination), min and max, in float64 on the CPU."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    lo: float = math.inf
+    hi: float = -math.inf
+
+    def add(self, n: int, mean: float, var: float, lo: float, hi: float) -> None:
+        if n == 0:
+            return
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += var * n + delta * delta * self.n * n / total
+        self.n = total
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
+
+
+@torch.no_grad()
+def summarize(obj: Any) -> Summary:
+    """Shape, dtype, device, statistics, non-finite counts and a histogram of `obj` (see `as_tensors`)."""
+    parts, shape, kind = as_tensors(obj)
+    first = parts[0]
+    numel = math.prod(shape)
+    common = dict(kind=kind, shape=shape, dtype=_dtype_name(first), device=str(first.device), numel=numel,
+                  bytes=numel * first.element_size(), requires_grad=first.requires_grad)
+    if first.is_meta:
+        return _finish(common, None, None, None, "meta tensor: shape and dtype only, no data")
+    if numel == 0:
+        return _finish(common, None, [0, 0, 0, 0], None, "empty")
+    moments = _Moments()
+    counts = [0, 0, 0, 0]  # nan, +inf, -inf, zeros
+    for part in parts:
+        for c in flat_chunks(part):
+            _chunk_stats(c, moments, counts)
+    std = math.sqrt(max(moments.m2, 0.0) / moments.n) if moments.n else None
+    stats = (moments.lo, moments.hi, moments.mean, std) if moments.n else None
+    histogram = _histogram(parts, stats[0], stats[1]) if stats else None
+    note = None
+    if first.is_complex():
+        note = "min/max/mean/std and histogram of |z|"
+    elif first.is_floating_point() and first.dtype not in (torch.float32, torch.float64):
+        note = f"statistics in float32 from {_dtype_name(first)}"
+    if stats is None:
+        note = "no finite values"
+    return _finish(common, stats, counts, histogram, note)
+
+
+def _chunk_stats(c: torch.Tensor, moments: _Moments, counts: list[int]) -> None:
+    v = _real(c, wide_ints=True)
+    native = c.dtype in _NATIVE_MINMAX
+    if c.is_floating_point() or c.is_complex():  # integers and bools are always finite
+        finite = torch.isfinite(v)
+        bad = v.numel() - int(finite.sum())  # one sync per chunk; most chunks have none
+        if bad:
+            counts[0] += int(torch.isnan(v).sum())
+            counts[1] += int(torch.isposinf(v).sum())
+            counts[2] += int(torch.isneginf(v).sum())
+            v = v[finite]
+    if v.numel() == 0:
+        return
+    var, mean = torch.var_mean(v, correction=0)
+    lo, hi = torch.aminmax(c if native else v)
+    # one transfer of the float scalars per chunk (and one of the integer extremes, kept exact)
+    n_zero = (v == 0).sum()
+    values = torch.stack([var.double(), mean.double(), lo.double(), hi.double(), n_zero.double()]).tolist()
+    if native:
+        values[2], values[3] = torch.stack([lo, hi]).tolist()
+    counts[3] += int(values[4])
+    moments.add(v.numel(), values[1], values[0], values[2], values[3])
+
+
+def _histogram(parts: list[torch.Tensor], lo: float, hi: float) -> Histogram:
+    """Counts over [lo, hi] from a seeded sample (the same tensor always gives the same picture)."""
+    numel = sum(p.numel() for p in parts)
+    sampled = numel > SAMPLE
+    pieces = []
+    for p in parts:
+        if not sampled:
+            pieces.append(_real(p.reshape(-1), wide_ints=False))
+            continue
+        k = max(1, SAMPLE * p.numel() // numel)
+        generator = torch.Generator(device=p.device).manual_seed(0)
+        flat_index = torch.randint(0, p.numel(), (k,), generator=generator, device=p.device)
+        pieces.append(_real(p[torch.unravel_index(flat_index, p.shape)], wide_ints=False))
+    sample = torch.cat(pieces).to(torch.float64 if pieces[0].dtype == torch.float64 else torch.float32)
+    sample = sample[torch.isfinite(sample)]
+    dtype = parts[0].dtype
+    integral = not (dtype.is_floating_point or dtype.is_complex)
+    if integral and hi - lo < BINS:
+        # one bin per integer value, centred on it
+        edges = [lo - 0.5 + i for i in range(int(hi - lo) + 2)]
+    elif hi == lo:
+        edges = [lo - 0.5, lo + 0.5]
+    else:
+        edges = [lo + (hi - lo) * i / BINS for i in range(BINS + 1)]
+    counts = torch.histc(sample, bins=len(edges) - 1, min=edges[0], max=edges[-1])
+    return Histogram(edges, [int(c) for c in counts.tolist()], int(sample.numel()), sampled)
+
+
+def _finish(common: dict[str, Any], stats: tuple[float, float, float, float | None] | None,
+            counts: list[int] | None, histogram: Histogram | None, note: str | None) -> Summary:
+    lo, hi, mean, std = stats if stats else (None, None, None, None)
+    nan, posinf, neginf, zeros = counts if counts else (None, None, None, None)
+    fields: dict[str, Any] = dict(common, min=lo, max=hi, mean=mean, std=std, nan=nan, posinf=posinf,
+                                  neginf=neginf, zeros=zeros, histogram=histogram, note=note)
+    return Summary(**fields, text=_text(fields))
+
+
+def _num(v: float) -> str:
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.4g}"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def _text(f: dict[str, Any]) -> str:
+    """One line, no ANSI colour: `tensor[2, 3] float32 cpu n=6 24 B min=.. max=.. mean=.. std=.. NaN=1`."""
+    words = [f"{f['kind']}[{', '.join(map(str, f['shape']))}]", f["dtype"], f["device"],
+             f"n={f['numel']}", _size(f["bytes"])]
+    if f["requires_grad"]:
+        words.append("grad")
+    if f["nan"] is None:
+        words.append("(no data)")
+    elif f["numel"] == 0:
+        words.append("(empty)")
+    elif f["min"] is None:
+        words.append("(no finite values)")
+    elif f["min"] == f["max"] == 0:
+        words.append("all zeros")
+    else:
+        words += [f"min={_num(f['min'])}", f"max={_num(f['max'])}", f"mean={_num(f['mean'])}",
+                  f"std={_num(f['std'])}"]
+    for key, label in (("nan", "NaN"), ("posinf", "+Inf"), ("neginf", "-Inf")):
+        if f[key]:
+            words.append(f"{label}={f[key]}")
+    if f["note"] and f["note"].startswith("min/max"):
+        words.append("(of |z|)")
+    return " ".join(words)
+
+
+def slice2d(x: torch.Tensor, dims: Sequence[int] = (-2, -1), index: Sequence[int] | None = None) -> torch.Tensor:
+    """The 2-D view of `x` over `dims` (rows, columns), the other dimensions fixed at `index` (in their
+    order; zeros by default). A 1-D tensor is one row; a 0-D one is 1x1. No copy."""
+    if x.dim() < 2:
+        return x.reshape(1, -1)
+    rows, cols = (d % x.dim() for d in dims)
+    if rows == cols:
+        raise ValueError(f"dims must name two different dimensions, got {list(dims)} for {x.dim()}-D")
+    others = [d for d in range(x.dim()) if d not in (rows, cols)]
+    index = list(index) if index is not None else [0] * len(others)
+    if len(index) != len(others):
+        raise ValueError(f"index needs {len(others)} positions (dims {others}), got {len(index)}")
+    view = x
+    for d, i in sorted(zip(others, index, strict=True), reverse=True):
+        if not -x.shape[d] <= i < x.shape[d]:
+            raise IndexError(f"index {i} out of range for dimension {d} of size {x.shape[d]}")
+        view = view.select(d, i)
+    return view if rows < cols else view.T
+
+
+def factors_for(shape: Sequence[int], max_numel: int, max_side: Sequence[int] | None = None) -> list[int]:
+    """Block sizes per dimension so that the pooled shape holds at most `max_numel` elements (and each
+    side at most `max_side`): the longest pooled side is halved until it fits."""
+    factors = [1] * len(shape)
+    if max_side is not None:
+        factors = [max(1, math.ceil(n / m)) for n, m in zip(shape, max_side, strict=True)]
+
+    def pooled() -> list[int]:
+        return [math.ceil(n / f) for n, f in zip(shape, factors, strict=True)]
+
+    while math.prod(pooled()) > max_numel:
+        out = pooled()
+        d = out.index(max(out))
+        factors[d] = math.ceil(shape[d] / math.ceil(out[d] / 2))
+    return factors
+
+
+@torch.no_grad()
+def pool(x: torch.Tensor, factors: Sequence[int], mode: Mode = "mean") -> torch.Tensor:
+    """Block-reduce `x` by `factors` (one per dimension; a short last block keeps its own mean) into a
+    float32 tensor on `x`'s device. `maxabs` keeps the signed value of largest magnitude of each block
+    (spikes survive; the mean would blur them). NaN in a block makes the block NaN."""
+    if len(factors) != x.dim():
+        raise ValueError(f"{len(factors)} factors for a {x.dim()}-D tensor")
+    if x.numel() <= CHUNK:
+        return _pool_small(_real(x, wide_ints=False), factors, mode)
+    f0, rest = factors[0], x.numel() // x.shape[0]
+    if rest * f0 <= CHUNK:
+        step = (CHUNK // (rest * f0)) * f0
+        return torch.cat([_pool_small(_real(x[i:i + step], wide_ints=False), factors, mode)
+                          for i in range(0, x.shape[0], step)])
+    blocks = []
+    for i in range(0, x.shape[0], f0):
+        rows = [pool(x[j], factors[1:], mode) for j in range(i, min(i + f0, x.shape[0]))]
+        blocks.append(_combine(rows, mode)[None])
+    return torch.cat(blocks)
+
+
+def _combine(rows: list[torch.Tensor], mode: Mode) -> torch.Tensor:
+    if mode == "mean":
+        return torch.stack(rows).mean(0)
+    return _reduce(torch.stack(rows), 0, mode)
+
+
+def _reduce(x: torch.Tensor, dim: int, mode: Mode) -> torch.Tensor:
+    if mode == "mean":
+        return x.mean(dim)
+    hi, lo = x.amax(dim), x.amin(dim)
+    return torch.where(hi.abs() >= lo.abs(), hi, lo)
+
+
+def _pool_small(x: torch.Tensor, factors: Sequence[int], mode: Mode) -> torch.Tensor:
+    x = x.to(torch.float32)
+    for d, f in enumerate(factors):
+        n = x.shape[d]
+        if f == 1 or n == 0:
+            continue
+        full = n // f
+        parts = []
+        if full:
+            parts.append(_reduce(x.narrow(d, 0, full * f).unflatten(d, (full, f)), d + 1, mode))
+        if n % f:
+            parts.append(_reduce(x.narrow(d, full * f, n % f), d, mode).unsqueeze(d))
+        x = torch.cat(parts, d)
+    return x
+
+
+def downsample(m: torch.Tensor, max_rows: int = 512, max_cols: int = 512,
+               mode: Mode = "mean") -> tuple[torch.Tensor, list[int]]:
+    """A 2-D matrix reduced to at most max_rows x max_cols (float32, on the CPU) and the block sizes."""
+    if m.dim() != 2:
+        raise ValueError(f"downsample takes a 2-D matrix, got {m.dim()}-D: use slice2d first")
+    factors = [max(1, math.ceil(m.shape[0] / max_rows)), max(1, math.ceil(m.shape[1] / max_cols))]
+    return pool(m, factors, mode).cpu(), factors

@@ -1,0 +1,159 @@
+"""`python -m finetune_studio.worker JOB_DIR`: one attempt of one job, top to bottom.
+
+load the spec -> build the task -> attach the reporter -> train (resuming from the last checkpoint on a
+later attempt) -> save the model -> write `result.json`. SIGTERM asks for a graceful stop: the current
+step finishes, a checkpoint is saved, and the result says `cancelled`. Every failure ends in a result
+with `error {type, message, hint}`; the traceback goes to stderr, which the server keeps in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .errors import StudioError
+from .spec import JobSpec
+
+
+class GracefulStop:
+    """Turns SIGTERM into a request that the Trainer honours at the end of the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+
+def precision_args(precision: str) -> dict[str, bool]:
+    import torch
+
+    if precision == "auto":
+        if not torch.cuda.is_available():
+            return {}
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def training_arguments(spec: JobSpec, job_dir: Path, task_args: dict[str, Any]) -> Any:
+    from transformers import Seq2SeqTrainingArguments
+
+    t = spec.training
+    # transformers 5 reads a warmup_steps below 1 as a share of all steps (the old warmup_ratio).
+    warmup: float = (t.warmup_steps if t.warmup_steps is not None
+                     else 0.06 if t.warmup_ratio is None else t.warmup_ratio)
+    args: dict[str, Any] = dict(
+        output_dir=str(job_dir / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay, lr_scheduler_type=t.lr_scheduler_type, seed=t.seed,
+        logging_steps=t.logging_steps, logging_first_step=True, eval_strategy=t.eval_strategy,
+        eval_steps=t.eval_steps, save_strategy=t.save_strategy, save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, gradient_checkpointing=t.gradient_checkpointing,
+        report_to="none", disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
+        warmup_steps=warmup, **precision_args(t.precision))
+    args.update(task_args)
+    args.update(t.args)
+    # Seq2SeqTrainingArguments is TrainingArguments plus generation options: one class serves all tasks.
+    return Seq2SeqTrainingArguments(**args)
+
+
+def last_checkpoint(job_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = job_dir / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def error_of(exc: BaseException) -> dict[str, Any]:
+    import torch
+
+    if isinstance(exc, StudioError):
+        return exc.to_dict()
+    if isinstance(exc, torch.OutOfMemoryError):
+        return {"type": "out_of_memory", "message": f"the GPU ran out of memory: {str(exc).splitlines()[0]}",
+                "hint": "lower training.batch_size (and raise training.gradient_accumulation_steps to keep "
+                        "the effective batch), lower data.max_length, or set training.gradient_checkpointing"}
+    return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
+            "hint": "the job's log holds the full traceback"}
+
+
+def run(job_dir: Path) -> dict[str, Any]:
+    import torch
+    from transformers import Trainer, TrainerCallback
+
+    from .batches import BatchRecorder, recording_trainer
+    from .reporter import ReporterClient, StudioCallback
+    from .tasks import load_task
+
+    spec = JobSpec.model_validate_json((job_dir / "spec.json").read_text(encoding="utf-8"))
+    attempt = int(os.environ.get("FINETUNE_STUDIO_ATTEMPT", "1"))
+    stop = GracefulStop()
+    client = ReporterClient(os.environ.get("FINETUNE_STUDIO_URL"), os.environ.get("FINETUNE_STUDIO_TOKEN"),
+                            os.environ.get("FINETUNE_STUDIO_JOB"), attempt, job_dir / "spool.jsonl")
+    recorder = BatchRecorder(job_dir, attempt)
+    try:
+        print(f"attempt {attempt}: preparing {spec.task} with {spec.model}", flush=True)
+        prepared = load_task(spec.task).prepare(spec)
+        if stop.requested:
+            return {"state": "cancelled"}
+        callback = StudioCallback(client, eval_details=prepared.eval_details, stop_on_nan=True)
+
+        class HonourStop(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                if stop.requested:
+                    control.should_save = True  # the checkpoint that Resume continues from
+                    control.should_training_stop = True
+
+        trainer_class = recording_trainer(prepared.trainer_class or Trainer)
+        trainer = trainer_class(
+            model=prepared.model, args=training_arguments(spec, job_dir, prepared.training_args),
+            train_dataset=prepared.train_dataset, eval_dataset=prepared.eval_dataset,
+            data_collator=prepared.data_collator, processing_class=prepared.tokenizer,
+            compute_metrics=prepared.compute_metrics, callbacks=[callback, HonourStop()],
+            preprocess_logits_for_metrics=prepared.preprocess_logits_for_metrics)
+        trainer.batch_recorder = recorder
+        resume_from = last_checkpoint(job_dir) if attempt > 1 else None
+        if resume_from:
+            print(f"resuming from {resume_from}", flush=True)
+        trainer.train(resume_from_checkpoint=resume_from)
+        if callback.nan_step is not None:
+            return {"state": "failed", "error": {
+                "type": "nan_loss", "message": f"the training loss became NaN at step {callback.nan_step}",
+                "hint": "lower training.learning_rate, use precision = \"bf16\" or \"fp32\" instead of fp16, "
+                        "or look at that step's batch in the dashboard for broken examples"}}
+        if stop.requested:
+            return {"state": "cancelled"}
+        output = job_dir / "model"
+        trainer.save_model(str(output))
+        prepared.tokenizer.save_pretrained(str(output))
+        print(f"saved the model to {output}", flush=True)
+        return {"state": "completed", "output_dir": str(output)}
+    except (StudioError, torch.OutOfMemoryError) as exc:
+        return {"state": "failed", "error": error_of(exc)}
+    except Exception as exc:  # reported as the job's error, with the traceback in its log
+        traceback.print_exc()
+        return {"state": "failed", "error": error_of(exc)}
+    finally:
+        recorder.close()
+        client.close()
+
+
+def main() -> int:
+    job_dir = Path(sys.argv[1]).resolve()
+    result = run(job_dir)
+    if int(os.environ.get("RANK", "0")) == 0:
+        (job_dir / "result.json").write_text(json.dumps(result), encoding="utf-8")
+    if result.get("error"):
+        print(f"{result['error']['type']}: {result['error']['message']}", file=sys.stderr, flush=True)
+    return 0 if result["state"] in ("completed", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
