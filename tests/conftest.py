@@ -51,7 +51,7 @@ def tiny_spec(tiny_bert: Path, classification_data: tuple[Path, Path]) -> dict[s
     train, dev = classification_data
     return {"name": "tiny", "task": "text-classification", "model": str(tiny_bert),
             "data": {"train": str(train), "eval": str(dev), "max_length": 32},
-            "training": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 1,
+            "training": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-2, "logging_steps": 1,
                          "eval_strategy": "epoch", "save_strategy": "epoch"}}
 
 

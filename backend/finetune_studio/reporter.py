@@ -213,8 +213,9 @@ class StudioCallback(TrainerCallback):
             self.client.emit("metric", {"step": state.global_step, "values": summary})
         self._system(state)
         self._progress(args, state)
-        loss = logs.get("loss")
-        if self.stop_on_nan and isinstance(loss, float) and not math.isfinite(loss):
+        # A NaN gradient norm poisons the weights as surely as a NaN loss does.
+        broken = [k for k in ("loss", "grad_norm") if isinstance(logs.get(k), float) and not math.isfinite(logs[k])]
+        if self.stop_on_nan and broken:
             self.nan_step = state.global_step
             control.should_training_stop = True
 

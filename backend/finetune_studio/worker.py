@@ -56,7 +56,7 @@ def training_arguments(spec: JobSpec, job_dir: Path, task_args: dict[str, Any]) 
         logging_steps=t.logging_steps, logging_first_step=True, eval_strategy=t.eval_strategy,
         eval_steps=t.eval_steps, save_strategy=t.save_strategy, save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, gradient_checkpointing=t.gradient_checkpointing,
-        report_to="none", disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
+        report_to="none", disable_tqdm=True, logging_nan_inf_filter=False, remove_unused_columns=False, dataloader_num_workers=0,
         warmup_steps=warmup, **precision_args(t.precision))
     args.update(task_args)
     args.update(t.args)
@@ -88,6 +88,7 @@ def run(job_dir: Path) -> dict[str, Any]:
     import torch
     from transformers import Trainer, TrainerCallback
 
+    from . import lora
     from .batches import BatchRecorder, recording_trainer
     from .reporter import ReporterClient, StudioCallback
     from .tasks import load_task
@@ -101,6 +102,8 @@ def run(job_dir: Path) -> dict[str, Any]:
     try:
         print(f"attempt {attempt}: preparing {spec.task} with {spec.model}", flush=True)
         prepared = load_task(spec.task).prepare(spec)
+        if spec.lora is not None:
+            prepared.model = lora.wrap(spec, prepared.model)
         if stop.requested:
             return {"state": "cancelled"}
         callback = StudioCallback(client, eval_details=prepared.eval_details, stop_on_nan=True)
@@ -125,7 +128,7 @@ def run(job_dir: Path) -> dict[str, Any]:
         trainer.train(resume_from_checkpoint=resume_from)
         if callback.nan_step is not None:
             return {"state": "failed", "error": {
-                "type": "nan_loss", "message": f"the training loss became NaN at step {callback.nan_step}",
+                "type": "nan_loss", "message": f"the training loss or gradient became NaN or infinite at step {callback.nan_step}",
                 "hint": "lower training.learning_rate, use precision = \"bf16\" or \"fp32\" instead of fp16, "
                         "or look at that step's batch in the dashboard for broken examples"}}
         if stop.requested:
@@ -133,7 +136,9 @@ def run(job_dir: Path) -> dict[str, Any]:
         output = job_dir / "model"
         trainer.save_model(str(output))
         prepared.tokenizer.save_pretrained(str(output))
-        print(f"saved the model to {output}", flush=True)
+        print(f"saved the {'adapter' if spec.lora else 'model'} to {output}", flush=True)
+        if spec.lora is not None and spec.lora.merge:
+            lora.save_merged(trainer.model, prepared.tokenizer, job_dir / "model-merged")
         return {"state": "completed", "output_dir": str(output)}
     except (StudioError, torch.OutOfMemoryError) as exc:
         return {"state": "failed", "error": error_of(exc)}

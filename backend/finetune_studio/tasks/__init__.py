@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+EVAL_SAMPLES = 5  # predictions each evaluation keeps next to their references (eval_details()["samples"])
+
 _MODULES = {
     "text-classification": "text_classification",
     "token-classification": "token_classification",

