@@ -27,7 +27,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from .broker import Broker
-from .errors import Conflict, FieldProblem, SpecError, Unsupported
+from .errors import Conflict, FieldProblem, SpecError
 from .executors import local
 from .spec import JobSpec, check_files
 from .store import Store
@@ -200,15 +200,13 @@ class Scheduler:
     def _check_resources(self, spec: JobSpec) -> None:
         wanted = spec.resources.gpus
         if spec.resources.executor == "ray":
-            try:
-                import ray  # noqa: F401
-            except ImportError:
-                raise Unsupported("resources.executor = \"ray\" needs Ray on this machine",
-                                  hint="pip install 'finetune-studio[ray]' and set ray_address") from None
-        elif isinstance(wanted, int) and wanted > max(1, len(self.gpus)):
+            raise SpecError([FieldProblem(
+                "resources.executor", "the Ray executor is not available in this version: use \"local\" "
+                "(one machine, one job per GPU)")])
+        if isinstance(wanted, int) and wanted > max(1, len(self.gpus)):
             raise SpecError([FieldProblem(
                 "resources.gpus", f"asks for {wanted} GPUs but this machine has {len(self.gpus)}: "
-                f"use at most {max(1, len(self.gpus))} or executor = \"ray\"")])
+                f"use at most {max(1, len(self.gpus))}")])
 
     # -- dispatch ------------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:

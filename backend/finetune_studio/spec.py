@@ -107,7 +107,7 @@ class LoraSpec(_Strict):
 
 class ResourcesSpec(_Strict):
     gpus: int | Literal["all"] = Field(1, description="GPUs for this job (0 = CPU)")
-    executor: Literal["local", "ray"] = "local"
+    executor: Literal["local", "ray"] = Field("local", description="\"ray\" is reserved: not available yet")
     ray_address: str | None = Field(None, description="Ray cluster address; default: RAY_ADDRESS or auto")
 
 

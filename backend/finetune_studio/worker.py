@@ -93,6 +93,9 @@ def run(job_dir: Path) -> dict[str, Any]:
     from .reporter import ReporterClient, StudioCallback
     from .tasks import load_task
 
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
     spec = JobSpec.model_validate_json((job_dir / "spec.json").read_text(encoding="utf-8"))
     attempt = int(os.environ.get("FINETUNE_STUDIO_ATTEMPT", "1"))
     stop = GracefulStop()

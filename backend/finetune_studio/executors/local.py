@@ -52,6 +52,9 @@ class LocalProcess:
 async def start(job_dir: Path, env: Mapping[str, str], gpus: list[int]) -> LocalProcess:
     child_env = dict(env)
     child_env["PYTHONUNBUFFERED"] = "1"
+    # Progress bars would flood the job's log: the dashboard and `run` show progress themselves.
+    child_env["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    child_env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     if gpus:
         child_env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
     else:

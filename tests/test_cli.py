@@ -1,0 +1,65 @@
+"""The command line as users type it: serve's guard, run's progress and exit code, jobs, the demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from conftest import RunningServer
+
+
+def cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "finetune_studio", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+
+
+def test_serve_refuses_a_public_host_without_allow_remote(tmp_path: Path) -> None:
+    result = cli("serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "state"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not a loopback address" in result.stderr and "--allow-remote" in result.stderr
+
+
+def test_run_follows_a_job_to_completion_then_jobs_lists_it(server: RunningServer, tiny_spec: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    tiny_spec["training"]["epochs"] = 1
+    config = tmp_path / "finetune.toml"
+    config.write_text(tomli_w.dumps(tiny_spec), encoding="utf-8")
+    result = cli("run", str(config), "--data-dir", str(server.data_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "20/20" in result.stderr  # the progress bar reached the last step
+    assert "loss=" in result.stderr and "eval @ step 20" in result.stderr
+    listing = cli("jobs", "--data-dir", str(server.data_dir), cwd=tmp_path)
+    assert "completed" in listing.stdout and "tiny" in listing.stdout
+
+
+def test_run_exits_non_zero_with_the_error_and_hint(server: RunningServer, tiny_spec: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    tiny_spec["data"]["text_column"] = "review"
+    config = tmp_path / "finetune.toml"
+    config.write_text(tomli_w.dumps(tiny_spec), encoding="utf-8")
+    result = cli("run", str(config), "--data-dir", str(server.data_dir), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no column 'review'" in result.stderr and "hint: its columns are: text, label" in result.stderr
+
+
+def test_run_refuses_a_bad_toml_before_submitting(tmp_path: Path) -> None:
+    config = tmp_path / "finetune.toml"
+    config.write_text('model = "m"\n[data]\ntrain = "t.csv"\n[training]\nbatchsize = 8\n', encoding="utf-8")
+    result = cli("run", str(config), "--data-dir", str(tmp_path / "state"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "training.batchsize: unknown key; did you mean 'batch_size'?" in result.stderr
+
+
+def test_demo_fine_tunes_minilm_on_movie_reviews(tmp_path: Path) -> None:
+    """`finetune-studio demo --quick`: the real pretrained MiniLM on the real snippets, offline."""
+    result = cli("demo", "--quick", "--folder", str(tmp_path / "demo"), "--data-dir", str(tmp_path / "state"),
+                 cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "eval accuracy" in result.stdout and "majority class" in result.stdout
+    assert (tmp_path / "demo" / "finetune.toml").is_file()
+    subprocess.run(["pkill", "-f", str(tmp_path / "state")], check=False)  # the server the demo started
