@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -44,3 +45,21 @@ def test_after_parameter_replays_from_the_store(server: RunningServer, tiny_spec
     everything = list(server.client.stream(job.id))
     tail = list(server.client.stream(job.id, after=everything[-5].seq))
     assert [e.seq for e in tail] == [e.seq for e in everything[-4:]]
+
+
+def test_global_stream_announces_each_state_change(server: RunningServer, tiny_spec: dict[str, Any]) -> None:
+    tiny_spec["training"]["epochs"] = 1
+    headers = {"Authorization": f"Bearer {server.token}"}
+    states: list[str] = []
+    with httpx.Client(base_url=server.url, headers=headers, trust_env=False, timeout=120) as http:
+        with http.stream("GET", "/api/stream") as response:
+            job = server.client.submit(tiny_spec)
+            data_lines = (line for line in response.iter_lines() if line.startswith("data:"))
+            for line in data_lines:
+                snapshot = json.loads(line[5:])
+                assert snapshot["id"] == job.id
+                if not states or states[-1] != snapshot["state"]:
+                    states.append(snapshot["state"])
+                if snapshot["state"] == "completed":
+                    break
+    assert states == ["queued", "running", "completed"]

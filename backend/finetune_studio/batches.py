@@ -60,7 +60,7 @@ def recording_trainer(base: type) -> type:
     """A subclass of `base` (Trainer or Seq2SeqTrainer) that takes the `fts_row` column out of every
     batch before the model sees it and, in training, records it with the examples' token counts."""
 
-    class RecordingTrainer(base):  # type: ignore[misc, valid-type]
+    class RecordingTrainer(base):  # type: ignore[misc]
         batch_recorder: BatchRecorder | None = None
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:

@@ -79,7 +79,8 @@ class ReporterClient:
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         with self._lock:
             self._seq += 1
-            self._pending.append(ReporterEvent(seq=self._seq, type=type_, time=time.time(), data=_clean(data)))
+            self._pending.append(ReporterEvent.model_validate(
+                {"seq": self._seq, "type": type_, "time": time.time(), "data": _clean(data)}))
             if len(self._pending) >= MAX_BATCH:
                 self._wake.set()
 
@@ -173,6 +174,8 @@ class StudioCallback(TrainerCallback):
         spool = Path(args.output_dir or ".") / "finetune-studio-spool.jsonl"
         server = find_server()
         job_id = None
+        url: str | None = None
+        token: str | None = None
         if server is not None:
             url, token = server
             config = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool)}
@@ -187,10 +190,9 @@ class StudioCallback(TrainerCallback):
             except httpx.HTTPError as error:
                 log.warning("Fine-Tune Studio: could not open a run (%s); spooling to %s", error, spool)
         else:
-            url = token = None
             log.warning("Fine-Tune Studio: no server found (no .finetune-studio/server.json here or above, "
                         "no FINETUNE_STUDIO_URL); spooling to %s. Start one with `finetune-studio serve`.", spool)
-        return ReporterClient(url, token if server else None, job_id, 1, spool)
+        return ReporterClient(url, token, job_id, 1, spool)
 
     # -- TrainerCallback -------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -35,6 +35,7 @@ from .wire import (
     Logs,
     Metrics,
     RunCreate,
+    Samples,
     StepBatch,
     SystemInfo,
 )
@@ -72,7 +73,8 @@ def create_app(settings: Settings, url: str = "") -> FastAPI:
         if not settings.allow_remote and not is_loopback(host):
             return JSONResponse({"detail": f"Host {host!r} is not allowed", "type": "forbidden_host",
                                  "hint": "open the dashboard through 127.0.0.1 or localhost"}, status_code=403)
-        return await call_next(request)
+        response: Response = await call_next(request)
+        return response
 
     @app.exception_handler(StudioError)
     async def studio_error(request: Request, error: StudioError) -> JSONResponse:
@@ -155,6 +157,14 @@ def create_app(settings: Settings, url: str = "") -> FastAPI:
         if job.kind != "managed":
             raise NotFound(f"job {job_id} is an attached run: its batches are not recorded")
         return batches.step_batch(scheduler.job_dir(job_id), job.spec, step)
+
+    @api.get("/jobs/{job_id}/samples")
+    def samples(job_id: str) -> Samples:
+        store.get_job(job_id)
+        latest = store.latest_eval(job_id)
+        if latest is None:
+            return Samples()
+        return Samples(step=latest.data.get("step"), samples=latest.data.get("samples", []))
 
     @api.get("/jobs/{job_id}/stream", response_class=EventSourceResponse)
     async def job_stream(job_id: str, after: int | None = None,

@@ -210,7 +210,7 @@ class Store:
         conn.execute("INSERT INTO events (job_id, seq, type, time, data, src_attempt, src_seq) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (job_id, seq, type_, when, json.dumps(data, allow_nan=False), src_attempt, src_seq))
-        return StreamEvent(seq=seq, type=type_, time=when, data=data)  # type: ignore[arg-type]
+        return StreamEvent(seq=seq, type=type_, time=when, data=data)
 
     def _next_seq(self, conn: sqlite3.Connection, job_id: str) -> int:
         last = self._last_seq.get(job_id)
@@ -243,6 +243,12 @@ class Store:
             params += list(types)
         rows = self.reader().execute(sql + " ORDER BY seq LIMIT ?", [*params, limit]).fetchall()
         return [StreamEvent(seq=s, type=t, time=w, data=json.loads(d)) for s, t, w, d in rows]
+
+    def latest_eval(self, job_id: str) -> StreamEvent | None:
+        """The job's last `eval` event (its values and details: samples, confusion matrix...)."""
+        row = self.reader().execute("SELECT seq, type, time, data FROM events WHERE job_id = ? AND type = 'eval' "
+                                    "ORDER BY seq DESC LIMIT 1", (job_id,)).fetchone()
+        return None if row is None else StreamEvent(seq=row[0], type=row[1], time=row[2], data=json.loads(row[3]))
 
     def logs(self, job_id: str, after: int, limit: int) -> list[LogLine]:
         return [LogLine(seq=e.seq, time=e.time, **e.data)
