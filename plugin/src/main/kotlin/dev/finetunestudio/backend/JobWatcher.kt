@@ -1,0 +1,46 @@
+package dev.finetunestudio.backend
+
+import com.intellij.openapi.diagnostic.Logger
+import com.intellij.openapi.project.Project
+import dev.finetunestudio.core.Job
+import dev.finetunestudio.core.JobState
+import dev.finetunestudio.core.StudioClient
+import java.io.IOException
+
+/**
+ * Follows the server's job-state stream (`/api/stream`) while the backend runs and raises a notification
+ * when a job completes or fails. Only transitions seen live count: a job that was already finished when
+ * the watch began (the server replays nothing older, but a reconnect could) is never announced twice.
+ */
+class JobWatcher(private val project: Project, private val client: StudioClient) {
+    private val lastState = HashMap<String, String>()
+    private val announced = HashSet<String>()
+
+    suspend fun run() {
+        val stream = client.jobsStream()
+        try {
+            blockingUntilCancelled(stream) {
+                stream.run(onDrop = { LOG.info("Fine-Tune Studio: job stream dropped (${it.message}); resuming") }) { event ->
+                    onJob(StudioClient.parseJob(event))
+                    true
+                }
+            }
+        } catch (e: IOException) {
+            LOG.info("Fine-Tune Studio: stopped watching jobs: ${e.message}")
+        }
+    }
+
+    private fun onJob(job: Job) {
+        val before = lastState.put(job.id, job.state)
+        val key = "${job.id}#${job.attempt}"
+        val announce = job.state == JobState.COMPLETED || job.state == JobState.FAILED
+        if (announce && before != job.state && key !in announced) {
+            announced += key
+            StudioNotifications.jobFinished(project, job)
+        }
+    }
+
+    private companion object {
+        val LOG: Logger = Logger.getInstance(JobWatcher::class.java)
+    }
+}

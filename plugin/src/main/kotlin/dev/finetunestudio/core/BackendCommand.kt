@@ -1,0 +1,84 @@
+package dev.finetunestudio.core
+
+import java.nio.file.Files
+import java.nio.file.Path
+
+/**
+ * The command lines the plugin runs with the project's Python interpreter. All go through
+ * `python -m`/`python -c` so that they use that interpreter's packages, never a `finetune-studio` script
+ * that happens to be first on the PATH.
+ */
+object BackendCommand {
+    const val DISTRIBUTION = "finetune-studio"
+    const val MODULE = "finetune_studio"
+
+    /** `python -m finetune_studio serve --data-dir D --port P`; port 0 lets the OS pick a free one. */
+    fun serve(python: String, dataDir: Path, port: Int = 0): List<String> {
+        require(port in 0..65535) { "port $port is out of range: use 0 (any free port) to 65535" }
+        return listOf(python, "-m", MODULE, "serve", "--data-dir", dataDir.toString(), "--port", port.toString())
+    }
+
+    /** Prints the installed version; fails with ModuleNotFoundError when the package is missing. */
+    fun versionCheck(python: String): List<String> =
+        listOf(python, "-c", "import $MODULE; print($MODULE.__version__)")
+
+    fun pipInstall(python: String): List<String> = listOf(python, "-m", "pip", "install", DISTRIBUTION)
+
+    /**
+     * Prints a `finetune.toml` as JobSpec JSON, validated and with its relative paths resolved against the
+     * TOML's folder, by the backend's own loader: the plugin never parses TOML itself. A bad spec exits 2
+     * with the problems on stderr.
+     */
+    fun loadSpec(python: String, toml: Path): List<String> = listOf(python, "-c", LOAD_SPEC, toml.toString())
+
+    private val LOAD_SPEC = """
+        import sys
+        from pathlib import Path
+        from finetune_studio.errors import SpecError
+        from finetune_studio.spec import load_spec
+        try:
+            spec = load_spec(Path(sys.argv[1]))
+        except (SpecError, OSError) as error:
+            print(getattr(error, "message", None) or error, file=sys.stderr)
+            sys.exit(2)
+        print(spec.model_dump_json())
+    """.trimIndent()
+
+    /** Unbuffered, UTF-8 output: each log line reaches idea.log when it is written, whatever the locale. */
+    val environment: Map<String, String> = mapOf("PYTHONUNBUFFERED" to "1", "PYTHONIOENCODING" to "utf-8")
+
+    /** True when [stderr] says that the interpreter lacks the package (so "Install" is the fix to offer). */
+    fun isMissingPackage(stderr: String): Boolean =
+        "No module named '$MODULE" in stderr || "No module named $MODULE" in stderr
+}
+
+/** Which Python interpreter runs the backend, or why there is none. */
+sealed interface InterpreterChoice {
+    data class Found(val path: String, val source: String) : InterpreterChoice
+    data class Missing(val reason: String) : InterpreterChoice
+
+    companion object {
+        /**
+         * The interpreter set in the settings wins; then the project's Python SDKs in order. SDK homes that
+         * are not local files (remote, WSL and Docker interpreters) cannot be started from here: they are
+         * skipped and named in the reason.
+         */
+        fun choose(configured: String?, sdkHomes: List<String>): InterpreterChoice {
+            if (!configured.isNullOrBlank()) {
+                val path = configured.trim()
+                return if (isLocalExecutable(path)) Found(path, "settings")
+                else Missing("the interpreter set in Settings | Tools | Fine-Tune Studio does not exist: $path")
+            }
+            val local = sdkHomes.firstOrNull(::isLocalExecutable)
+            if (local != null) return Found(local, "project interpreter")
+            return if (sdkHomes.isEmpty()) Missing("the project has no Python interpreter")
+            else Missing("the project's Python interpreter is not a local one (${sdkHomes.first()})")
+        }
+
+        private fun isLocalExecutable(path: String): Boolean = try {
+            Files.isRegularFile(Path.of(path)) && Files.isExecutable(Path.of(path))
+        } catch (e: java.nio.file.InvalidPathException) {
+            false // e.g. "docker://image/python" on Windows
+        }
+    }
+}

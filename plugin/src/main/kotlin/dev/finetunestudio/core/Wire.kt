@@ -1,0 +1,195 @@
+package dev.finetunestudio.core
+
+import com.google.gson.JsonObject
+
+// Mirrors backend/finetune_studio/wire.py, one class per pydantic model. Gson maps camelCase to the
+// snake_case JSON names (see StudioJson), so no field needs an annotation. Every constructor parameter has
+// a default: Kotlin then generates a no-arg constructor, which Gson uses, so a field missing from the JSON
+// keeps its default instead of becoming a null in a non-null property.
+// Times are UNIX seconds; non-finite floats arrive as null.
+
+/** The job states, the same strings as the Python `JobState`. */
+object JobState {
+    const val QUEUED = "queued"
+    const val RUNNING = "running"
+    const val CANCELLING = "cancelling"
+    const val COMPLETED = "completed"
+    const val FAILED = "failed"
+    const val CANCELLED = "cancelled"
+    const val INTERRUPTED = "interrupted"
+
+    val FINISHED: Set<String> = setOf(COMPLETED, FAILED, CANCELLED, INTERRUPTED)
+    val RESUMABLE: Set<String> = setOf(FAILED, CANCELLED, INTERRUPTED)
+
+    fun isFinished(state: String?): Boolean = state in FINISHED
+
+    /** The exit code a run console shows for a job that ended in [state]: non-zero unless it completed. */
+    fun exitCode(state: String?): Int = when (state) {
+        COMPLETED -> 0
+        CANCELLED -> 130 // what a shell reports for a run stopped with Ctrl+C
+        INTERRUPTED -> 2
+        else -> 1
+    }
+}
+
+/** The event types of a job's stream, the same strings as the Python `EventType`. */
+object EventType {
+    const val METRIC = "metric"
+    const val PROGRESS = "progress"
+    const val EVAL = "eval"
+    const val SYSTEM = "system"
+    const val LOG = "log"
+    const val STATE = "state"
+    /** An attached run's last word: {state, error?}. */
+    const val END = "end"
+}
+
+data class Progress(
+    val step: Int = 0,
+    val maxSteps: Int = 0,
+    val epoch: Double = 0.0,
+    val samplesPerSecond: Double? = null,
+    val etaSeconds: Double? = null,
+) {
+    /** 0..1, or null while the trainer has not said how many steps there will be. */
+    val fraction: Double? get() = if (maxSteps > 0) step.toDouble() / maxSteps else null
+}
+
+data class JobError(
+    val type: String = "",
+    val message: String = "",
+    val hint: String? = null,
+)
+
+data class Job(
+    val id: String = "",
+    val name: String = "",
+    val task: String = "",
+    val kind: String = "managed",
+    val state: String = JobState.QUEUED,
+    val attempt: Int = 1,
+    val createdAt: Double = 0.0,
+    val startedAt: Double? = null,
+    val finishedAt: Double? = null,
+    val progress: Progress = Progress(),
+    val device: String? = null,
+    val outputDir: String = "",
+    val error: JobError? = null,
+    val bestMetric: Map<String, Double>? = null,
+    val spec: JsonObject = JsonObject(),
+) {
+    val isFinished: Boolean get() = JobState.isFinished(state)
+}
+
+data class JobList(val jobs: List<Job> = emptyList())
+
+data class Series(
+    val step: List<Int> = emptyList(),
+    val value: List<Double?> = emptyList(),
+    val time: List<Double> = emptyList(),
+)
+
+data class Metrics(
+    val series: Map<String, Series> = emptyMap(),
+    val totalPoints: Map<String, Int> = emptyMap(),
+)
+
+data class LogLine(
+    val seq: Long = 0,
+    val time: Double = 0.0,
+    /** "stdout", "stderr" or "studio" (the server's own remarks). */
+    val stream: String = "stdout",
+    val text: String = "",
+)
+
+data class Logs(val lines: List<LogLine> = emptyList())
+
+/** One event of a job's SSE stream; [seq] is the SSE id, [data]'s shape depends on [type] (see the accessors). */
+data class StreamEvent(
+    val seq: Long = 0,
+    val type: String = "",
+    val time: Double = 0.0,
+    val data: JsonObject = JsonObject(),
+) {
+    fun metric(): MetricPoint = StudioJson.fromTree(data, MetricPoint::class.java)
+    fun progress(): Progress = StudioJson.fromTree(data, Progress::class.java)
+    fun eval(): EvalPoint = StudioJson.fromTree(data, EvalPoint::class.java)
+    fun system(): SystemPoint = StudioJson.fromTree(data, SystemPoint::class.java)
+    fun log(): LogLine = StudioJson.fromTree(data, LogLine::class.java)
+    /** A `state` event carries the whole Job. */
+    fun job(): Job = StudioJson.fromTree(data, Job::class.java)
+}
+
+// The payloads of StreamEvent.data, as the docstring of the Python StreamEvent describes them.
+data class MetricPoint(val step: Int = 0, val values: Map<String, Double?> = emptyMap())
+
+data class EvalPoint(
+    val step: Int = 0,
+    val values: Map<String, Double?> = emptyMap(),
+    val confusionMatrix: List<List<Long>>? = null,
+    val labels: List<String>? = null,
+)
+
+data class SystemPoint(val values: Map<String, Double?> = emptyMap())
+
+/** What a reporter sends; [seq] counts per attempt from 1. */
+data class ReporterEvent(
+    val seq: Long = 1,
+    val type: String = EventType.METRIC,
+    val time: Double = 0.0,
+    val data: JsonObject = JsonObject(),
+)
+
+data class IngestBatch(val attempt: Int = 1, val events: List<ReporterEvent> = emptyList())
+
+data class IngestResult(val accepted: Int = 0, val duplicates: Int = 0)
+
+/** Opens an attached run: a user's own script reporting through StudioCallback. */
+data class RunCreate(
+    val name: String = "attached run",
+    val task: String = "custom",
+    val outputDir: String = "",
+    val config: JsonObject = JsonObject(),
+    /** The script's process: if it dies, the server marks the run interrupted. */
+    val pid: Long? = null,
+)
+
+data class Health(val status: String = "", val version: String = "")
+
+data class Device(
+    val index: Int? = null,
+    /** "cuda", "cpu" or "mps". */
+    val kind: String = "cpu",
+    val name: String = "",
+    val memoryTotalMb: Double? = null,
+    val memoryUsedMb: Double? = null,
+    val utilization: Double? = null,
+    val busyJob: String? = null,
+)
+
+data class SystemInfo(val devices: List<Device> = emptyList(), val versions: Map<String, String> = emptyMap())
+
+data class BatchExample(
+    /** Row of the training file. */
+    val index: Int = 0,
+    val text: String = "",
+    val label: String? = null,
+    val tokens: Int = 0,
+)
+
+/** The training examples that formed one optimizer step, longest first. */
+data class StepBatch(val step: Int = 0, val examples: List<BatchExample> = emptyList())
+
+/** One prediction of an evaluation next to its reference, as text (label, entities, answer, translation...). */
+data class EvalSample(val input: String = "", val prediction: String = "", val reference: String = "")
+
+/** `GET /api/jobs/{id}/samples`: the samples of the latest evaluation; step null before the first. */
+data class Samples(val step: Int? = null, val samples: List<EvalSample> = emptyList())
+
+/** The content of `server.json`. */
+data class ServerInfo(
+    val url: String = "",
+    val token: String = "",
+    val pid: Long = 0,
+    val version: String = "",
+)

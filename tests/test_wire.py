@@ -1,0 +1,131 @@
+"""Wire contract, Python side: one realistic example of every public model of `wire.py` (and a JobSpec),
+written to `tests/fixtures/wire/<Model>.json`. The plugin's Kotlin tests (`WireContractTest`) parse each file
+into its Kotlin twin, so a field renamed or added here without the Kotlin side breaks a test there."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from finetune_studio import wire
+from finetune_studio.spec import DataSpec, JobSpec, LoraSpec, ResourcesSpec, TrainingSpec
+
+FIXTURES = Path(__file__).parent / "fixtures" / "wire"
+
+SPEC = JobSpec(
+    name="reviews-sentiment",
+    task="text-classification",
+    model="/home/ada/models/minilm",
+    data=DataSpec(train="/home/ada/data/train.csv", eval="/home/ada/data/dev.csv", text_column="review",
+                  label_column="sentiment", max_length=128),
+    training=TrainingSpec(epochs=2, batch_size=16, learning_rate=3e-5, warmup_ratio=0.1, precision="bf16",
+                          logging_steps=5, args={"report_to": "none", "dataloader_num_workers": 2}),
+    lora=LoraSpec(r=16, alpha=32, target_modules=["query", "value"]),
+    resources=ResourcesSpec(gpus="all"),
+)
+
+PROGRESS = wire.Progress(step=120, max_steps=400, epoch=0.6, samples_per_second=58.3, eta_seconds=481.5)
+JOB = wire.Job(
+    id="j-7f3a9c", name="reviews-sentiment", task="text-classification", kind="managed", state="failed",
+    attempt=2, created_at=1764340000.25, started_at=1764340003.5, finished_at=1764340090.0,
+    progress=PROGRESS, device="cuda:0", output_dir="/home/ada/.finetune-studio/jobs/j-7f3a9c",
+    error=wire.JobError(type="cuda_oom", message="CUDA out of memory (tried to allocate 2.00 GiB)",
+                        hint="lower training.batch_size or raise gradient_accumulation_steps"),
+    best_metric={"eval/accuracy": 0.875},
+    spec=SPEC.model_dump(mode="json"),
+)
+LOG_LINE = wire.LogLine(seq=42, time=1764340010.5, stream="stderr",
+                        text="Some weights were newly initialized")
+SERIES = wire.Series(step=[5, 10, 15], value=[0.69, None, 0.52],
+                     time=[1764340004.0, 1764340005.1, 1764340006.3])
+RUNNING = JOB.model_copy(update={"id": "j-0001", "state": "running", "error": None, "finished_at": None,
+                                 "best_metric": None})
+CPU = wire.Device(index=None, kind="cpu", name="2 CPU cores")
+EVAL = {"step": 100, "values": {"eval/accuracy": 0.875}, "confusion_matrix": [[40, 3], [7, 30]],
+        "labels": ["neg", "pos"]}
+
+EXAMPLES: dict[str, BaseModel] = {
+    "Progress": PROGRESS,
+    "JobError": JOB.error,  # type: ignore[dict-item]
+    "Job": JOB,
+    "JobList": wire.JobList(jobs=[JOB, RUNNING]),
+    "Series": SERIES,
+    "Metrics": wire.Metrics(series={"train/loss": SERIES}, total_points={"train/loss": 3}),
+    "LogLine": LOG_LINE,
+    "Logs": wire.Logs(lines=[LOG_LINE, LOG_LINE.model_copy(update={"seq": 43, "stream": "stdout",
+                                                                   "text": "ok"})]),
+    "StreamEvent": wire.StreamEvent(seq=57, type="metric", time=1764340011.0, data={
+        "step": 20,
+        "values": {"train/loss": 0.4811, "train/learning_rate": 2.7e-05, "train/grad_norm": None},
+    }),
+    "ReporterEvent": wire.ReporterEvent(seq=3, type="eval", time=1764340012.0, data=EVAL),
+    "IngestBatch": wire.IngestBatch(attempt=1, events=[
+        wire.ReporterEvent(seq=1, type="progress", time=1764340004.0, data=PROGRESS.model_dump(mode="json")),
+        wire.ReporterEvent(seq=2, type="end", time=1764340099.0, data={"state": "completed"}),
+    ]),
+    "IngestResult": wire.IngestResult(accepted=2, duplicates=1),
+    "RunCreate": wire.RunCreate(name="my script", task="custom", output_dir="/tmp/out",
+                                config={"learning_rate": 5e-5, "num_train_epochs": 1}, pid=4242),
+    "Health": wire.Health(version="0.1.0"),
+    "Device": wire.Device(index=0, kind="cuda", name="NVIDIA H200", memory_total_mb=143771.0,
+                          memory_used_mb=2048.5, utilization=87.0, busy_job="j-7f3a9c"),
+    "SystemInfo": wire.SystemInfo(devices=[CPU], versions={"finetune_studio": "0.1.0", "torch": "2.9.1"}),
+    "BatchExample": wire.BatchExample(index=812, text="A gorgeous, witty, seductive movie.", label="pos",
+                                      tokens=11),
+    "StepBatch": wire.StepBatch(step=120, examples=[
+        wire.BatchExample(index=3, text="long review " * 5, label="neg", tokens=27),
+        wire.BatchExample(index=9, text="short one", label=None, tokens=4),
+    ]),
+    "EvalSample": wire.EvalSample(input="Ada Lovelace was born in London .", prediction="PER: Ada Lovelace",
+                                  reference="PER: Ada Lovelace; LOC: London"),
+    "Samples": wire.Samples(step=300, samples=[
+        wire.EvalSample(input="what is the capital of norway ?", prediction="oslo", reference="oslo"),
+        wire.EvalSample(input="the big dog eats", prediction="der grosse hund", reference="der grosse hund frisst"),
+    ]),
+    "ServerInfo": wire.ServerInfo(url="http://127.0.0.1:51234", token="s3cr3t-t0ken-abcdefgh", pid=31337,
+                                  version="0.1.0"),
+    "JobSpec": SPEC,
+}
+
+
+def public_models() -> set[str]:
+    return {name for name, value in vars(wire).items()
+            if inspect.isclass(value) and issubclass(value, BaseModel) and value.__module__ == wire.__name__
+            and not name.startswith("_")}
+
+
+def test_every_public_model_has_an_example() -> None:
+    """A model added to wire.py needs an example here, and so a fixture the Kotlin side must parse."""
+    assert public_models() <= set(EXAMPLES), f"no example for {sorted(public_models() - set(EXAMPLES))}"
+
+
+def test_fixtures_are_written_for_every_model() -> None:
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for name, example in EXAMPLES.items():
+        text = json.dumps(example.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        path = FIXTURES / f"{name}.json"
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    stale = {p.stem for p in FIXTURES.glob("*.json")} - set(EXAMPLES)
+    for name in stale:  # a model that left wire.py leaves no fixture behind for the Kotlin side
+        (FIXTURES / f"{name}.json").unlink()
+    assert {p.stem for p in FIXTURES.glob("*.json")} == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_each_example_round_trips(name: str) -> None:
+    example = EXAMPLES[name]
+    text = json.dumps(example.model_dump(mode="json"))
+    assert type(example).model_validate_json(text) == example
+
+
+def test_job_spec_example_is_valid_for_the_api() -> None:
+    """The JobSpec fixture is what the plugin sends (absolute paths, as `load_spec` prints them)."""
+    dumped = SPEC.model_dump(mode="json")
+    assert dumped["resources"]["gpus"] == "all"
+    assert dumped["training"]["args"] == {"report_to": "none", "dataloader_num_workers": 2}
+    assert JobSpec.model_validate(dumped) == SPEC
