@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .tensors import pool
+from .pooling import pool
 
 ROWS_CHECKED = 64  # rows per head sampled for the row-sum test
 BUDGET = 1 << 21  # values for all layers x heads x pooled q x pooled k
@@ -54,7 +54,8 @@ def is_attention(t: Any) -> bool:
     if not t.is_floating_point():
         return False
     q = t.shape[2]
-    rows = torch.linspace(0, q - 1, min(q, ROWS_CHECKED), device=t.device).round().long().unique()
+    rows = (torch.arange(q, device=t.device) if q <= ROWS_CHECKED else
+            torch.linspace(0, q - 1, ROWS_CHECKED, device=t.device).round().long())
     sample = t[0].index_select(1, rows).to(torch.float32)
     sums = sample.sum(-1)
     tol = _tolerance(t.dtype)

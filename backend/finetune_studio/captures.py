@@ -37,7 +37,8 @@ def decode_array(name: str, shape: list[int], data: str) -> np.ndarray:
     try:
         raw = base64.b64decode(data, validate=True)
     except ValueError:
-        raise StudioError(f"array {name!r}: data is not base64", hint="encode the float32 bytes with base64") from None
+        raise StudioError(f"array {name!r}: data is not base64",
+                          hint="encode the float32 bytes with base64") from None
     expected = math.prod(shape) * 4
     if len(raw) != expected:
         raise StudioError(f"array {name!r}: {len(raw)} bytes for shape {shape} float32 (needs {expected})",
@@ -48,7 +49,8 @@ def decode_array(name: str, shape: list[int], data: str) -> np.ndarray:
 def encode_array(array: np.ndarray) -> dict[str, Any]:
     """The inverse of `decode_array` (mirrors `debug.encode_array`, which starts from a torch tensor)."""
     data = np.ascontiguousarray(array, dtype="<f4")
-    return {"dtype": "float32", "shape": list(data.shape), "data": base64.b64encode(data.tobytes()).decode("ascii")}
+    return {"dtype": "float32", "shape": list(data.shape),
+            "data": base64.b64encode(data.tobytes()).decode("ascii")}
 
 
 class Captures:
@@ -70,7 +72,8 @@ class Captures:
                json.dumps(view, allow_nan=False))
         try:
             self.store.write(lambda c: c.execute(
-                "INSERT INTO tensors (id, name, kind, created_at, bytes, summary, view) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tensors (id, name, kind, created_at, bytes, summary, view) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 row))
         except BaseException:
             path.unlink(missing_ok=True)

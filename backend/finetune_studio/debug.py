@@ -82,7 +82,8 @@ def build_payload(obj: Any, name: str, tokens: Any = None, tokenizer: Any = None
 def _tensor_views(obj: Any, summary: Any) -> dict[str, Any]:
     import torch
 
-    from .tensors import as_tensors, downsample, factors_for, pool, slice2d
+    from .pooling import downsample, factors_for, pool
+    from .tensors import as_tensors, slice2d
 
     parts, shape, _ = as_tensors(obj)
     if summary.nan is None or summary.numel == 0:  # meta or empty: nothing to draw
@@ -166,6 +167,11 @@ def attention(model: Any, tokenizer: Any, text: str, name: str | None = None) ->
         if implementation != "eager":
             model.set_attn_implementation(implementation)
         model.train(was_training)
+    attentions = getattr(outputs, "attentions", None)
+    if not attentions or any(a is None for a in attentions):
+        return json.dumps({"id": None, "url": None, "summary": None, "reason": (
+            f"{type(model).__name__} returned no attention weights with output_attentions=True "
+            f"(attn_implementation {implementation!r} could not be switched to 'eager' for this pass)")})
     tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
     label = name or f"attention: {text[:40]}{'…' if len(text) > 40 else ''}"
     return capture(outputs, name=label, tokens=tokens)
