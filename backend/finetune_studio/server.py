@@ -37,6 +37,7 @@ from .wire import (
     RunCreate,
     Samples,
     StepBatch,
+    StreamEvent,
     SystemInfo,
 )
 
@@ -140,8 +141,9 @@ def create_app(settings: Settings, url: str = "") -> FastAPI:
     def metrics(job_id: str, names: str | None = None,
                 max_points: Annotated[int, Query(ge=10, le=1_000_000)] = 2000) -> Metrics:
         store.get_job(job_id)
+        # Read before the series: events after it may repeat a point read below; merged by step, harmless.
+        result = Metrics(series={}, last_seq=store.last_seq(job_id))
         wanted = [n for n in names.split(",") if n] if names else store.metric_names(job_id)
-        result = Metrics(series={})
         for name in wanted:
             result.series[name], result.total_points[name] = store.series(job_id, name, max_points)
         return result
@@ -157,6 +159,11 @@ def create_app(settings: Settings, url: str = "") -> FastAPI:
         if job.kind != "managed":
             raise NotFound(f"job {job_id} is an attached run: its batches are not recorded")
         return batches.step_batch(scheduler.job_dir(job_id), job.spec, step)
+
+    @api.get("/jobs/{job_id}/evals/latest")
+    def latest_eval(job_id: str) -> StreamEvent | None:
+        store.get_job(job_id)
+        return store.latest_eval(job_id)
 
     @api.get("/jobs/{job_id}/samples")
     def samples(job_id: str) -> Samples:

@@ -244,6 +244,10 @@ class Store:
         rows = self.reader().execute(sql + " ORDER BY seq LIMIT ?", [*params, limit]).fetchall()
         return [StreamEvent(seq=s, type=t, time=w, data=json.loads(d)) for s, t, w, d in rows]
 
+    def last_seq(self, job_id: str) -> int:
+        row = self.reader().execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id = ?", (job_id,)).fetchone()
+        return int(row[0])
+
     def latest_eval(self, job_id: str) -> StreamEvent | None:
         """The job's last `eval` event (its values and details: samples, confusion matrix...)."""
         row = self.reader().execute("SELECT seq, type, time, data FROM events WHERE job_id = ? AND type = 'eval' "

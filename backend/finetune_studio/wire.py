@@ -71,6 +71,8 @@ class Series(BaseModel):
 class Metrics(BaseModel):
     series: dict[str, Series]
     total_points: dict[str, int] = Field(default_factory=dict, description="points stored per series")
+    last_seq: int = Field(0, description="the job's last event seq when the series were read: "
+                          "follow the stream with ?after=last_seq")
 
 
 class LogLine(BaseModel):
@@ -154,6 +156,22 @@ class BatchExample(BaseModel):
 class StepBatch(BaseModel):
     step: int
     examples: list[BatchExample] = Field(description="longest first")
+
+
+class EvalSample(BaseModel):
+    """One prediction of an evaluation next to its reference, as text: the predicted label, the NER
+    entities, the answer span, the translation or the generated response."""
+
+    input: str
+    prediction: str
+    reference: str
+
+
+class Samples(BaseModel):
+    """`GET /api/jobs/{id}/samples`: the samples of the job's latest evaluation (step None before one)."""
+
+    step: int | None = None
+    samples: list[EvalSample] = Field(default_factory=list)
 
 
 class ServerInfo(BaseModel):

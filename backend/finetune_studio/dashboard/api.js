@@ -133,7 +133,8 @@ export class Api {
   /**
    * @param {string} id
    * @param {{names?: string[], maxPoints?: number}} [options]
-   * @returns {Promise<{series: Record<string, SeriesData>, total_points?: Record<string, number>}>}
+   * @returns {Promise<{series: Record<string, SeriesData>, total_points?: Record<string, number>,
+   *   last_seq?: number}>} `last_seq`: the stream seq the history covers (the stream resumes after it)
    */
   metrics(id, options = {}) {
     const query = new URLSearchParams();
@@ -159,10 +160,22 @@ export class Api {
     return this.request("GET", `/api/jobs/${encodeURIComponent(id)}/steps/${step}/batch`);
   }
 
-  /** @param {string} id @returns {Promise<any[]>} eval events' data, oldest first */
-  async evals(id) {
-    const body = await this.request("GET", `/api/jobs/${encodeURIComponent(id)}/evals`);
-    return Array.isArray(body) ? body : body.evals ?? [];
+  /**
+   * The job's latest evaluation with its details (confusion matrix, per class, samples), or null.
+   * @param {string} id
+   * @returns {Promise<StreamEvent|null>}
+   */
+  latestEval(id) {
+    return this.request("GET", `/api/jobs/${encodeURIComponent(id)}/evals/latest`);
+  }
+
+  /**
+   * A few predictions of the latest evaluation next to their references.
+   * @param {string} id
+   * @returns {Promise<{step: number|null, samples: {input: string, prediction: string, reference: string}[]}>}
+   */
+  samples(id) {
+    return this.request("GET", `/api/jobs/${encodeURIComponent(id)}/samples`);
   }
 
   schema() {
@@ -204,7 +217,6 @@ export class Api {
  * @typedef {{
  *   onEvent: (event: StreamEvent) => void,
  *   onStatus?: (status: "open" | "retrying", retryInMs: number) => void,
- *   onReset?: () => void,
  * }} StreamHandlers
  */
 
@@ -244,7 +256,6 @@ export class Stream {
       this.handlers.onStatus?.("open", 0);
     };
     source.onerror = () => this.drop();
-    source.addEventListener("reset", () => this.handlers.onReset?.());
     for (const type of this.types) {
       source.addEventListener(type, (message) => this.receive(type, /** @type {MessageEvent} */ (message)));
     }

@@ -14,15 +14,25 @@ import { downsampleMinMax, emaSmooth, xValues } from "./series.js";
 /** @typedef {import("./series.js").XMode} XMode */
 /** @typedef {HTMLElement & {data?: any[], layout?: any, on?: (name: string, fn: (e: any) => void) => void}} PlotElement */
 
-/** @returns {any} */
-function plotly() {
-  const P = /** @type {any} */ (globalThis).Plotly;
-  if (!P) throw new Error("Plotly.js did not load (expected at /static/plotly.min.js)");
-  return P;
+/**
+ * Plotly.js, once its script (loaded `async` by index.html, so that the API calls start while it
+ * compiles) has run.
+ * @returns {Promise<any>}
+ */
+export function loadPlotly() {
+  const ready = /** @type {any} */ (globalThis).Plotly;
+  if (ready) return Promise.resolve(ready);
+  const script = document.getElementById("plotly-js");
+  return new Promise((resolve, reject) => {
+    script?.addEventListener("load", () => resolve(/** @type {any} */ (globalThis).Plotly));
+    script?.addEventListener("error", () => reject(new Error("Plotly.js did not load from /static/plotly.min.js")));
+    if (!script) reject(new Error("index.html has no #plotly-js script"));
+  });
 }
 
-export function plotlyLoaded() {
-  return Boolean(/** @type {any} */ (globalThis).Plotly);
+/** For charts that exist already (so Plotly has loaded). @returns {any} */
+function plotly() {
+  return /** @type {any} */ (globalThis).Plotly;
 }
 
 /** Colours of the current theme, read from the CSS custom properties of style.css. */
@@ -37,6 +47,11 @@ function theme() {
     palette: [v("--c1", "#0969da"), v("--c2", "#d1242f"), v("--c3", "#1a7f37"), v("--c4", "#8250df"),
       v("--c5", "#bf8700"), v("--c6", "#0e7490"), v("--c7", "#c2410c"), v("--c8", "#6e7781")],
   };
+}
+
+/** Lines, with markers while a series is short enough for them to help (a few evaluations). @param {number} n */
+function mode(n) {
+  return n < 2 ? "markers" : n <= 60 ? "lines+markers" : "lines";
 }
 
 /**
@@ -74,7 +89,8 @@ function config(filename) {
   return {
     responsive: true,
     displaylogo: false,
-    modeBarButtonsToRemove: ["lasso2d", "select2d"],
+    // nothing leaves the machine: no "Share chart" upload to Plotly's cloud
+    modeBarButtonsToRemove: ["lasso2d", "select2d", "sendChartToCloud"],
     toImageButtonOptions: { format: "png", filename, scale: 2 },
   };
 }
@@ -98,9 +114,9 @@ export async function drawSeries(el, chart) {
   const raw = downsampleMinMax(chart.series, maxDrawn);
   const smoothing = chart.smoothing > 0;
   const traces = [{
-    type: "scatter", mode: raw.step.length < 2 ? "markers" : "lines", name: "raw",
+    type: "scatter", mode: mode(raw.step.length), name: "raw",
     x: xValues(raw, chart.xMode, chart.origin), y: raw.value, customdata: raw.step,
-    line: { color, width: smoothing ? 1 : 1.6 }, marker: { color, size: 5 },
+    line: { color, width: smoothing ? 1 : 1.6 }, marker: { color, size: 4 },
     opacity: smoothing ? 0.3 : 1,
     hovertemplate: "step %{customdata}<br>%{y:.5g}<extra>raw</extra>",
   }];
@@ -114,7 +130,7 @@ export async function drawSeries(el, chart) {
       hovertemplate: "step %{customdata}<br>%{y:.5g}<extra>smoothed</extra>",
     });
   }
-  await plotly().react(el, traces, baseLayout(chart.xMode, chart.title, chart.yLog, chart.revision), config(chart.filename));
+  await (await loadPlotly()).react(el, traces, baseLayout(chart.xMode, chart.title, chart.yLog, chart.revision), config(chart.filename));
   el.dataset.points = String(chart.series.step.length);
   el.dataset.lastStep = String(chart.series.step.at(-1) ?? "");
 }
@@ -132,7 +148,7 @@ export async function drawCompare(el, lines, options) {
     const values = options.smoothing > 0 ? emaSmooth(line.series.value, options.smoothing) : line.series.value;
     const drawn = downsampleMinMax({ ...line.series, value: values }, 2000);
     return {
-      type: "scatter", mode: drawn.step.length < 2 ? "markers" : "lines", name: line.name,
+      type: "scatter", mode: mode(drawn.step.length), name: line.name,
       x: xValues(drawn, options.xMode, line.origin), y: drawn.value, customdata: drawn.step,
       line: { color, width: 2 }, marker: { color, size: 5 },
       hovertemplate: `${escapeTemplate(line.name)}<br>step %{customdata}<br>%{y:.5g}<extra></extra>`,
@@ -140,7 +156,7 @@ export async function drawCompare(el, lines, options) {
   });
   const layout = { ...baseLayout(options.xMode, options.title, options.yLog, options.revision), height: 380,
     showlegend: true, legend: { orientation: "h", y: -0.2 } };
-  await plotly().react(el, traces, layout, config("compare"));
+  await (await loadPlotly()).react(el, traces, layout, config("compare"));
   el.dataset.traces = String(traces.length);
 }
 
@@ -159,7 +175,7 @@ export async function drawConfusion(el, matrix, labels) {
   const t = theme();
   const names = labels.length === matrix.length ? labels : matrix.map((_, i) => String(i));
   const trace = {
-    type: "heatmap", z: matrix, x: names, y: names, colorscale: "Blues", showscale: false,
+    type: "heatmap", z: matrix, x: names, y: names, colorscale: "Blues", reversescale: true, showscale: false,
     texttemplate: "%{z}", hovertemplate: "true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
   };
   const size = Math.min(640, 120 + 48 * names.length);
@@ -169,11 +185,11 @@ export async function drawConfusion(el, matrix, labels) {
     xaxis: { title: { text: "predicted" }, side: "bottom", type: "category" },
     yaxis: { title: { text: "true" }, autorange: "reversed", type: "category" },
   };
-  await plotly().react(el, [trace], layout, config("confusion-matrix"));
+  await (await loadPlotly()).react(el, [trace], layout, config("confusion-matrix"));
 }
 
 /**
- * Call `handler(step)` when a point is clicked.
+ * Call `handler(step)` when a point is clicked (after the chart's first draw: Plotly adds `on` then).
  * @param {PlotElement} el
  * @param {(step: number) => void} handler
  */

@@ -36,7 +36,8 @@ export class EvalPanel {
           h("table", { id: "eval-values" }, h("tbody", null, latest.map(([name, value]) =>
             h("tr", null, h("th", null, seriesTitle(name).replace(" (eval)", "")), h("td.num", null, formatValue(value))))))),
         ev?.confusion_matrix ? h("div", null, h("h2", null, "Confusion matrix"), matrix) : null,
-        ev?.per_class ? h("div", null, h("h2", null, "Per class"), this.perClass(ev.per_class)) : null));
+        ev?.per_class ? h("div", null, h("h2", null, "Per class"), this.perClass(ev.per_class)) : null),
+      ev?.samples?.length ? h("div", null, h("h2", null, "Predictions of the latest evaluation"), this.samples(ev.samples)) : null);
     if (ev?.confusion_matrix) await drawConfusion(matrix, ev.confusion_matrix, ev.labels ?? []);
   }
 
@@ -49,6 +50,14 @@ export class EvalPanel {
       out.push([name, buffer.data.value[buffer.length - 1]]);
     }
     return out.sort((a, b) => a[0].localeCompare(b[0]));
+  }
+
+  /** @param {{input: string, prediction: string, reference: string}[]} samples */
+  samples(samples) {
+    return h("table", { id: "eval-samples" },
+      h("thead", null, h("tr", null, ["input", "prediction", "reference"].map((t) => h("th", null, t)))),
+      h("tbody", null, samples.map((s) => h(`tr${s.prediction === s.reference ? "" : ".wrong"}`, null,
+        h("td.text", null, s.input), h("td", null, s.prediction), h("td", null, s.reference)))));
   }
 
   /** @param {Record<string, {precision: number, recall: number, f1: number, support: number}>} perClass */

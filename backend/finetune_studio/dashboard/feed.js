@@ -9,6 +9,7 @@
  * never leaves a gap.
  */
 
+import { cleanLogText } from "./format.js";
 import { SeriesBuffer } from "./series.js";
 
 /** @typedef {import("./series.js").SeriesData} SeriesData */
@@ -25,7 +26,7 @@ import { SeriesBuffer } from "./series.js";
  * @typedef {{seq: number, type: string, time: number, data: any}} StreamEvent
  * @typedef {{step: number, values: Record<string, number|null>, confusion_matrix?: number[][],
  *   labels?: string[], per_class?: Record<string, {precision: number, recall: number, f1: number,
- *   support: number}>}} EvalData
+ *   support: number}>, samples?: {input: string, prediction: string, reference: string}[]}} EvalData
  */
 
 export const FINISHED_STATES = new Set(["completed", "failed", "cancelled", "interrupted"]);
@@ -63,7 +64,7 @@ export class JobFeed {
     this.logs = [];
     /** Log lines dropped from the front to stay within logLimit. */
     this.logsDropped = 0;
-    /** @type {EvalData|null} the latest evaluation that carried a confusion matrix or per-class figures */
+    /** @type {EvalData|null} the latest evaluation that carried details (matrix, per class, samples) */
     this.evaluation = null;
     /** Points stored per series on the server (from /metrics), to say "n points, m shown". */
     /** @type {Record<string, number>} */
@@ -99,18 +100,18 @@ export class JobFeed {
    */
   setLogHistory(lines) {
     const firstLive = this.logs.length ? this.logs[0].seq : Infinity;
-    const older = lines.filter((l) => l.seq < firstLive);
+    const older = lines.filter((l) => l.seq < firstLive).map((l) => ({ ...l, text: cleanLogText(l.text) }));
     this.logs = older.concat(this.logs);
     this.trimLogs();
     this.changes.logs = true;
   }
 
   /**
-   * Evaluations replayed from the server (oldest first): keeps the latest with a matrix.
-   * @param {EvalData[]} evals
+   * The latest evaluation as the server has it, unless the stream brought a newer one meanwhile.
+   * @param {EvalData} evaluation
    */
-  setEvalHistory(evals) {
-    for (const e of evals) if (e.confusion_matrix || e.per_class) this.evaluation = e;
+  setLatestEval(evaluation) {
+    if (!this.evaluation || this.evaluation.step <= evaluation.step) this.evaluation = { ...this.evaluation, ...evaluation };
     this.changes.evaluation = true;
   }
 
@@ -129,11 +130,11 @@ export class JobFeed {
         const step = Number.isFinite(data.step) ? data.step : this.job.progress?.step ?? 0;
         for (const [name, value] of Object.entries(data.values ?? {})) {
           if (value !== null && typeof value !== "number") continue;
-          this.buffer(name).add(step, value, event.time);
+          const added = this.buffer(name).add(step, value, event.time);
           this.changes.series.add(name);
-          if (this.totalPoints[name] !== undefined) this.totalPoints[name]++;
+          if (added && this.totalPoints[name] !== undefined) this.totalPoints[name]++;
         }
-        if (event.type === "eval" && (data.confusion_matrix || data.per_class)) {
+        if (event.type === "eval" && (data.confusion_matrix || data.per_class || data.samples)) {
           this.evaluation = { ...data, step };
           this.changes.evaluation = true;
         }
@@ -148,7 +149,9 @@ export class JobFeed {
         this.changes.job = true;
         break;
       case "log":
-        this.logs.push({ seq: event.seq, time: data.time ?? event.time, stream: data.stream, text: data.text });
+        // the line may already be here from GET /logs, loaded while the stream replayed
+        if (this.logs.length && event.seq <= this.logs[this.logs.length - 1].seq) break;
+        this.logs.push({ seq: event.seq, time: data.time ?? event.time, stream: data.stream, text: cleanLogText(String(data.text ?? "")) });
         if (this.logs.length > this.logLimit * 1.25) this.trimLogs();
         this.changes.logs = true;
         break;

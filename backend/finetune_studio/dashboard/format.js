@@ -76,3 +76,15 @@ export function seriesTitle(name) {
   if (at < 0) return name;
   return `${name.slice(at + 1).replaceAll("_", " ")} (${name.slice(0, at)})`;
 }
+
+/**
+ * A log line as a terminal would leave it: colour codes removed, and of a progress bar redrawn with
+ * carriage returns only the last state.
+ * @param {string} text
+ */
+export function cleanLogText(text) {
+  // eslint-disable-next-line no-control-regex
+  const plain = text.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, "");
+  const parts = plain.split("\r").filter((p) => p.length > 0);
+  return parts.length ? parts[parts.length - 1] : "";
+}

@@ -92,8 +92,9 @@ export class JobPage {
     if (token !== this.opening) return;
     feed.setHistory(metrics);
     this.frames.request();
-    // Follow from where the history ends (`last_seq`, when the server sends it); from the start otherwise.
-    const after = typeof (/** @type {any} */ (metrics).last_seq) === "number" ? /** @type {any} */ (metrics).last_seq : 0;
+    // Follow from where the history ends (`last_seq`, when the server sends it); from the start
+    // otherwise, which is correct too (replayed points land on steps the history holds) but slower.
+    const after = metrics.last_seq ?? 0;
     this.stream = this.deps.api.streamJob(id, {
       onEvent: (event) => {
         if (feed.apply(event)) this.frames.request();
@@ -164,17 +165,21 @@ export class JobPage {
     this.logs?.rerender();
   }
 
+  /** The latest evaluation's details, which the history of scalar series does not hold. */
   async loadEvals() {
     const feed = this.feed;
     if (!feed || this.evalsLoaded) return;
     this.evalsLoaded = true;
-    try {
-      feed.setEvalHistory(await this.deps.api.evals(feed.job.id));
-    } catch (error) {
-      // An older server has no /evals: the tab shows what the stream brings.
-      if (/** @type {ApiError} */ (error).status !== 404) throw error;
+    const api = this.deps.api;
+    const [latest, samples] = await Promise.allSettled([api.latestEval(feed.job.id), api.samples(feed.job.id)]);
+    if (feed !== this.feed) return;
+    if (latest.status === "fulfilled" && latest.value) {
+      feed.setLatestEval(latest.value.data);
+    } else if (samples.status === "fulfilled" && samples.value.step !== null && samples.value.samples.length) {
+      // a server without /evals/latest: at least the samples
+      feed.setLatestEval({ step: samples.value.step, values: {}, samples: samples.value.samples });
     }
-    if (feed === this.feed) await this.evaluation?.render();
+    await this.evaluation?.render();
   }
 
   async drawFrame() {
@@ -188,13 +193,7 @@ export class JobPage {
     if (changes.series.size) this.charts?.markDirty(changes.series);
     if (changes.logs && this.tab === "logs") this.logs?.update();
     if ((changes.evaluation || changes.series.size) && this.tab === "evaluation") await this.evaluation?.render();
-    const drawn = (await this.charts?.draw()) ?? [];
-    if (drawn.length && feed === this.feed) {
-      /** @type {Record<string, number|null>} */
-      const lastSteps = {};
-      for (const name of drawn) lastSteps[name] = feed.series.get(name)?.lastStep ?? null;
-      document.dispatchEvent(new CustomEvent("fts:drawn", { detail: { job: feed.job.id, lastSteps, at: Date.now() } }));
-    }
+    await this.charts?.draw();
     if (this.tab === "logs" && this.logs) this.logs.updateCount();
   }
 

@@ -63,13 +63,15 @@ export function lowerBound(steps, step) {
 }
 
 /**
- * Add one live point to the end of `target` (in place). The same step again replaces the value
- * (the store keeps one value per step too); a step lower than the last means a resumed attempt
- * re-logging from its checkpoint, so the newer attempt's points replace everything from there on.
+ * Add one live point to `target` (in place), by step: after the last point it is appended; at a step
+ * already there it replaces the value (the store keeps one value per step too, so a replayed event
+ * changes nothing); before the last one (a resumed attempt re-logging from its checkpoint) it is
+ * inserted in order. The page then shows what a reload would show.
  * @param {SeriesData} target
  * @param {number} step
  * @param {number|null} value
  * @param {number} time
+ * @returns {boolean} true when the point is new, false when it replaced one
  */
 export function appendPoint(target, step, value, time) {
   const n = target.step.length;
@@ -77,15 +79,18 @@ export function appendPoint(target, step, value, time) {
     target.step.push(step);
     target.value.push(value);
     target.time.push(time);
-    return;
+    return true;
   }
   const at = lowerBound(target.step, step);
-  target.step.length = at;
-  target.value.length = at;
-  target.time.length = at;
-  target.step.push(step);
-  target.value.push(value);
-  target.time.push(time);
+  if (target.step[at] === step) {
+    target.value[at] = value;
+    target.time[at] = time;
+    return false;
+  }
+  target.step.splice(at, 0, step);
+  target.value.splice(at, 0, value);
+  target.time.splice(at, 0, time);
+  return true;
 }
 
 /**
@@ -177,6 +182,8 @@ export class SeriesBuffer {
     this.data = emptySeries();
     /** Bumped on every change, so views redraw only what changed. */
     this.version = 0;
+    /** Last step of the loaded history: up to it, the (downsampled) history decides which steps exist. */
+    this.historyEnd = -Infinity;
   }
 
   get length() {
@@ -191,6 +198,7 @@ export class SeriesBuffer {
   /** @param {SeriesData} history */
   setHistory(history) {
     this.data = mergeHistory(history, this.data);
+    if (history.step.length) this.historyEnd = Math.max(this.historyEnd, history.step[history.step.length - 1]);
     this.compact();
     this.version++;
   }
@@ -199,11 +207,23 @@ export class SeriesBuffer {
    * @param {number} step
    * @param {number|null} value
    * @param {number} time
+   * @returns {boolean} true when the point is new, false when it replaced one
    */
   add(step, value, time) {
-    appendPoint(this.data, step, value, time);
+    if (step <= this.historyEnd) {
+      // as mergeHistory: a step the downsampled history left out stays out (a stream replaying
+      // from the start then costs a binary search per event, not an insert)
+      const at = lowerBound(this.data.step, step);
+      if (this.data.step[at] !== step) return false;
+      this.data.value[at] = value;
+      this.data.time[at] = time;
+      this.version++;
+      return false;
+    }
+    const added = appendPoint(this.data, step, value, time);
     if (this.data.step.length > this.cap) this.compact();
     this.version++;
+    return added;
   }
 
   compact() {
@@ -278,7 +298,7 @@ export function chartRank(name) {
  */
 export function chartOrder(names) {
   return names
-    .filter((n) => n !== "train/epoch")
+    .filter((n) => n !== "train/epoch" && !n.startsWith("summary/"))
     .slice()
     .sort((a, b) => chartRank(a) - chartRank(b) || a.localeCompare(b));
 }

@@ -1,0 +1,309 @@
+"""The dashboard in a real Chromium, against the real server with real jobs (issue 3).
+
+Live behaviour is checked on real tiny fine-tunes (a 2-layer BERT on the CPU); what only needs a
+finished curve (smoothing, log scale, compare) uses one shared trained job and attached runs, which
+are what a user's own script reporting through StudioCallback creates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ARTIFACTS, RunningServer, start_server
+from dashboard_driver import (
+    CHROMIUM,
+    Console,
+    chart,
+    kept_steps,
+    launch,
+    open_attached_run,
+    open_dashboard,
+    wait_until,
+)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install -y chromium"),
+]
+
+TRAINING_TIMEOUT = 240  # seconds: a worker imports torch and transformers before its first step
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+def page(browser: Any, console: Console) -> Iterator[Any]:
+    """A fresh browser profile per test (no cookie); fails the test on any unexpected console error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    console.attach(tab)
+    yield tab
+    context.close()
+    assert console.unexpected() == [], "errors in the browser console"
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the tests that only read finished jobs."""
+    running = start_server(tmp_path_factory.mktemp("studio") / ".finetune-studio")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def trained_job(studio: RunningServer, tiny_bert: Path, classification_data: tuple[Path, Path]) -> str:
+    """A real fine-tune, finished, with a train loss at every step."""
+    train, dev = classification_data
+    job = studio.client.submit({
+        "name": "trained", "task": "text-classification", "model": str(tiny_bert),
+        "data": {"train": str(train), "eval": str(dev), "max_length": 32},
+        "training": {"max_steps": 30, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 1}})
+    assert studio.wait_for(job.id, timeout=TRAINING_TIMEOUT).state == "completed"
+    return job.id
+
+
+def live_spec(spec: dict[str, Any], steps: int) -> dict[str, Any]:
+    spec["training"].update({"max_steps": steps, "logging_steps": 1})
+    return spec
+
+
+def server_steps(server: RunningServer, job_id: str, series: str = "train/loss") -> list[int]:
+    return list(server.client.metrics(job_id, names=series, max_points=100_000)["series"][series]["step"])
+
+
+def job_state(page: Any) -> str | None:
+    return page.evaluate("() => document.querySelector('#job-state [data-state]')?.dataset.state ?? null")
+
+
+# -- entry --------------------------------------------------------------------------------------
+
+def test_without_the_token_the_page_says_how_to_get_in_and_takes_the_token(
+        server: RunningServer, page: Any, console: Console) -> None:
+    console.allow(r"status of 401")
+    page.goto(server.url + "/")
+    expect(page.locator("#view-auth")).to_be_visible()
+    expect(page.locator("#view-auth")).to_contain_text("finetune-studio serve")
+    page.fill("#token-input", server.token)
+    page.click("#token-form button")
+    expect(page.locator("#job-list-empty")).to_be_visible()
+    expect(page.locator("#job-list-empty")).to_contain_text("finetune-studio demo")
+    expect(page.locator("#view-auth")).to_be_hidden()
+
+
+def test_theme_comes_from_the_query(server: RunningServer, page: Any) -> None:
+    open_dashboard(page, server.url, server.token, theme="dark")
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(30, 31, 34)"
+
+
+# -- a live job ---------------------------------------------------------------------------------
+
+def test_live_job_charts_grow_and_the_page_follows_it_to_completed(
+        server: RunningServer, tiny_spec: dict[str, Any], page: Any) -> None:
+    job = server.client.submit(live_spec(tiny_spec, 30))
+    open_dashboard(page, server.url, server.token, f"#job={job.id}")
+    expect(page.locator(f'.job-item[data-job-id="{job.id}"]')).to_be_visible()
+    expect(page.locator(f'.job-item[data-job-id="{job.id}"]')).to_contain_text("tiny")
+
+    points_while_running: set[int] = set()
+    steps_shown: set[str] = set()
+    deadline = time.time() + TRAINING_TIMEOUT
+    while (state := job_state(page)) != "completed":
+        assert state not in ("failed", "cancelled", "interrupted"), f"the job ended {state}"
+        assert time.time() < deadline, "the page never showed the job completed"
+        drawn = chart(page, "train/loss")
+        if state == "running" and drawn:
+            points_while_running.add(drawn["points"])
+        steps_shown.add(page.inner_text("#stat-step"))
+        time.sleep(0.1)
+
+    assert len(points_while_running - {0}) >= 2, f"the loss chart did not grow while running: {points_while_running}"
+    assert len(steps_shown) >= 3, f"the header's step did not advance: {steps_shown}"
+    expect(page.locator(f'.job-item[data-job-id="{job.id}"] .badge')).to_have_text("completed")
+    # every logged point is drawn once
+    wait_until(lambda: kept_steps(page, "train/loss") == server_steps(server, job.id), 10,
+               what="the page holding exactly the server's train loss points")
+    drawn = chart(page, "train/loss")
+    assert drawn is not None and drawn["traces"][0]["steps"] == server_steps(server, job.id)
+
+
+def test_dropped_connection_resumes_without_gap_or_duplicate(
+        server: RunningServer, tiny_spec: dict[str, Any], page: Any, console: Console) -> None:
+    console.allow(r"ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|ERR_NETWORK_IO_SUSPENDED")
+    job = server.client.submit(live_spec(tiny_spec, 40))
+    open_dashboard(page, server.url, server.token, f"#job={job.id}")
+    wait_until(lambda: len(kept_steps(page, "train/loss")) >= 3, TRAINING_TIMEOUT, what="first points")
+
+    page.context.set_offline(True)
+    page.evaluate("() => window.fts.jobPage.stream.drop()")
+    before = len(kept_steps(page, "train/loss"))
+    wait_until(lambda: len(server_steps(server, job.id)) >= before + 3, 60, what="the job logging while offline")
+    assert len(kept_steps(page, "train/loss")) == before, "points arrived while the network was down"
+    page.context.set_offline(False)
+
+    server.wait_for(job.id, timeout=TRAINING_TIMEOUT)
+    expected = server_steps(server, job.id)
+    wait_until(lambda: kept_steps(page, "train/loss") == expected, 30,
+               what="the page catching up after the network came back")
+    drawn = chart(page, "train/loss")
+    assert drawn is not None
+    steps = drawn["traces"][0]["steps"]
+    assert steps == expected and len(set(steps)) == len(steps)
+    expect(page.locator("#connection")).to_have_attribute("data-status", "live")
+
+
+def test_cancel_from_the_page_ends_cancelled(
+        server: RunningServer, tiny_spec: dict[str, Any], page: Any) -> None:
+    tiny_spec["training"].update({"epochs": 50, "logging_steps": 1})
+    job = server.client.submit(tiny_spec)
+    open_dashboard(page, server.url, server.token, f"#job={job.id}")
+    wait_until(lambda: chart(page, "train/loss"), TRAINING_TIMEOUT, what="training under way")
+    page.click("#btn-cancel")
+    expect(page.locator("#job-state [data-state]")).to_have_attribute(
+        "data-state", "cancelled", timeout=TRAINING_TIMEOUT * 1000)
+    expect(page.locator("#btn-resume")).to_be_visible()
+    assert server.client.job(job.id).state == "cancelled"
+
+
+def test_failed_job_shows_its_error_and_hint(
+        server: RunningServer, tiny_spec: dict[str, Any], page: Any) -> None:
+    tiny_spec["data"]["label_column"] = "sentiment"
+    job = server.client.submit(tiny_spec)
+    open_dashboard(page, server.url, server.token, f"#job={job.id}&tab=logs")
+    expect(page.locator("#job-state [data-state]")).to_have_attribute(
+        "data-state", "failed", timeout=TRAINING_TIMEOUT * 1000)
+    error = server.client.job(job.id).error
+    assert error is not None and error.hint
+    expect(page.locator("#job-error .error-message")).to_have_text(error.message)
+    expect(page.locator("#job-error .error-hint")).to_have_text(error.hint)
+    expect(page.locator("#log-view")).to_contain_text("sentiment")
+
+
+# -- the new-job form ---------------------------------------------------------------------------
+
+def test_new_job_form_shows_the_servers_message_at_the_field_then_submits(
+        server: RunningServer, tiny_spec: dict[str, Any], page: Any, console: Console) -> None:
+    console.allow(r"status of 422")
+    open_dashboard(page, server.url, server.token, "#new")
+    page.fill("[id='f-model']", tiny_spec["model"])
+    page.fill("[id='f-data.train']", tiny_spec["data"]["train"])
+    page.fill("[id='f-training.max_steps']", "2")
+    page.fill("[id='f-training.learning_rate']", "5")
+    page.click("#submit-job")
+    field = page.locator('.field[data-field="training.learning_rate"]')
+    expect(field).to_have_class("field invalid")
+    expect(field.locator(".problem")).to_contain_text("less than 1")
+    assert server.client.jobs() == []
+
+    page.fill("[id='f-training.learning_rate']", "0.001")
+    page.click("#submit-job")
+    page.wait_for_url("**#job=*")
+    jobs = server.client.jobs()
+    assert len(jobs) == 1 and jobs[0].spec["training"]["learning_rate"] == 0.001
+    assert jobs[0].spec["training"]["max_steps"] == 2
+    expect(page.locator(f'.job-item[data-job-id="{jobs[0].id}"]')).to_be_visible()
+    expect(page.locator("#job-header h1")).to_have_text(jobs[0].name)
+
+
+# -- a finished job -----------------------------------------------------------------------------
+
+def test_smoothing_changes_the_drawn_values_and_keeps_the_raw_line(
+        studio: RunningServer, trained_job: str, page: Any) -> None:
+    open_dashboard(page, studio.url, studio.token, f"#job={trained_job}")
+    page.locator("#smoothing").fill("0")
+    raw = wait_until(lambda: (c := chart(page, "train/loss")) and len(c["traces"]) == 1 and c, 10,
+                     what="one raw trace")["traces"][0]
+    page.locator("#smoothing").fill("0.9")
+    smoothed = wait_until(lambda: (c := chart(page, "train/loss")) and len(c["traces"]) == 2 and c, 10,
+                          what="a smoothed trace over the raw one")
+    kept_raw, smooth = smoothed["traces"]
+    assert kept_raw["y"] == raw["y"] and kept_raw["opacity"] < 1
+    assert smooth["steps"] == raw["steps"]
+    assert smooth["y"] != raw["y"]
+    assert smooth["y"][0] == pytest.approx(raw["y"][0])  # debiased: the first point is not pulled to 0
+    spread = lambda ys: max(ys) - min(ys)  # noqa: E731
+    assert spread(smooth["y"][5:]) < spread(raw["y"][5:])
+
+
+def test_log_scale_switches_the_axis(studio: RunningServer, trained_job: str, page: Any) -> None:
+    open_dashboard(page, studio.url, studio.token, f"#job={trained_job}")
+    wait_until(lambda: chart(page, "train/loss"), 10, what="the loss chart")
+    page.select_option("#y-scale", "log")
+    wait_until(lambda: chart(page, "train/loss")["yType"] == "log", 10, what="a log y axis")
+    page.select_option("#y-scale", "linear")
+    wait_until(lambda: chart(page, "train/loss")["yType"] == "linear", 10, what="a linear y axis")
+
+
+POINT_POSITION = """(step) => {
+  const el = document.getElementById('chart-train-loss');
+  const layout = el._fullLayout;
+  const trace = el.data[el.data.length - 1];
+  const i = trace.customdata.indexOf(step);
+  const box = el.querySelector('.nsewdrag').getBoundingClientRect();
+  return [box.left + layout.xaxis.l2p(trace.x[i]), box.top + layout.yaxis.l2p(trace.y[i])];
+}"""
+
+
+def test_clicking_a_loss_point_shows_that_steps_batch(
+        studio: RunningServer, trained_job: str, page: Any) -> None:
+    open_dashboard(page, studio.url, studio.token, f"#job={trained_job}")
+    wait_until(lambda: chart(page, "train/loss"), 10, what="the loss chart")
+    x, y = page.evaluate(POINT_POSITION, 5)
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    expect(page.locator("#batch-title")).to_have_text("Batch of step 5")
+    rows = page.locator("#batch-table tbody tr")
+    expect(rows).to_have_count(8, timeout=60_000)  # the server re-reads and tokenizes the training file
+    tokens = [int(t) for t in page.locator("#batch-table tbody td:last-child").all_inner_texts()]
+    assert tokens == sorted(tokens, reverse=True)
+
+
+def test_job_page_screenshot(studio: RunningServer, trained_job: str, page: Any, console: Console) -> None:
+    open_dashboard(page, studio.url, studio.token, f"#job={trained_job}")
+    wait_until(lambda: chart(page, "eval/loss") and chart(page, "train/loss"), 10, what="charts drawn")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-job.png"))
+    page.goto(f"{studio.url}/?theme=dark#job={trained_job}&tab=evaluation")
+    page.wait_for_selector("#confusion-matrix .main-svg")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-evaluation-dark.png"))
+    assert (ARTIFACTS / "dashboard-job.png").stat().st_size > 10_000
+
+
+def test_compare_overlays_two_jobs_and_diffs_their_specs(
+        studio: RunningServer, trained_job: str, page: Any) -> None:
+    other = open_attached_run(studio.client, "script run", [1.0 / math.sqrt(s) for s in range(1, 31)],
+                              config={"learning_rate": 5e-5})
+    open_dashboard(page, studio.url, studio.token, f"#compare={trained_job},{other}")
+    wait_until(lambda: page.evaluate("() => document.getElementById('compare-chart')?.dataset.traces") == "2", 10,
+               what="two overlaid traces")
+    names = page.evaluate("() => document.getElementById('compare-chart').data.map((t) => t.name)")
+    assert names[0].startswith("trained") and names[1].startswith("script run")
+    legend = page.locator("#compare-chart .legendtext")
+    expect(legend).to_have_count(2)
+    expect(page.locator("#spec-diff table")).to_contain_text("config.learning_rate")
+    # unticking one leaves one line
+    page.locator(f'#compare-pick input[value="{other}"]').uncheck()
+    wait_until(lambda: page.evaluate("() => document.getElementById('compare-chart')?.dataset.traces") == "1", 10,
+               what="one trace left")
