@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ def pid_alive(pid: int | None) -> bool:
 def gpu_count() -> int:
     if os.environ.get("FINETUNE_STUDIO_FORCE_CPU") == "1":
         return 0
+    if sys.platform == "linux" and not any(Path("/dev").glob("nvidia[0-9]*")):
+        return 0  # no NVIDIA device node: spare the server the seconds of importing torch
     import torch
 
     return int(torch.cuda.device_count())  # NVML only: does not create a CUDA context here
