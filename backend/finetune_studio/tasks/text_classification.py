@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import lora
 from ..errors import DataError
 from ..spec import JobSpec
-from . import Prepared
+from . import EVAL_SAMPLES, Prepared
 from .data import load_table, require_columns, split_train_eval, with_rows
 
 
@@ -58,7 +59,7 @@ def prepare(spec: JobSpec) -> Prepared:
     tokenizer = AutoTokenizer.from_pretrained(spec.model)
     model = AutoModelForSequenceClassification.from_pretrained(
         spec.model, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label_to_id,
-        ignore_mismatched_sizes=True)
+        ignore_mismatched_sizes=True, **lora.model_kwargs(spec))
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -80,6 +81,7 @@ def prepare(spec: JobSpec) -> Prepared:
                          desc="tokenizing")
 
     details: dict[str, Any] = {}
+    eval_texts = list(evaluation[data.text_column][:EVAL_SAMPLES]) if evaluation is not None else []
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
         from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
@@ -95,7 +97,9 @@ def prepare(spec: JobSpec) -> Prepared:
         details.update(
             labels=names, confusion_matrix=confusion_matrix(truth, predicted, labels=ids).tolist(),
             per_class={n: {"precision": float(per_p[i]), "recall": float(per_r[i]), "f1": float(per_f[i]),
-                           "support": int(support[i])} for i, n in enumerate(names)})
+                           "support": int(support[i])} for i, n in enumerate(names)},
+            samples=[{"input": text, "prediction": names[int(predicted[i])], "reference": names[int(truth[i])]}
+                     for i, text in enumerate(eval_texts)])
         return {"accuracy": float(accuracy_score(truth, predicted)), "precision": float(precision),
                 "recall": float(recall), "f1": float(f1)}
 
