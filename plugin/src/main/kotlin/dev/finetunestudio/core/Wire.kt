@@ -92,6 +92,8 @@ data class Series(
 data class Metrics(
     val series: Map<String, Series> = emptyMap(),
     val totalPoints: Map<String, Int> = emptyMap(),
+    /** The job's last event seq when the series were read: follow the stream with `?after=lastSeq`. */
+    val lastSeq: Long = 0,
 )
 
 data class LogLine(

@@ -47,7 +47,7 @@ class WireJsonTest {
         assertEquals(setOf("step", "max_steps", "epoch", "samples_per_second", "eta_seconds"), keys(Progress(samplesPerSecond = 1.0, etaSeconds = 2.0)))
         assertTrue(keys(Job(bestMetric = emptyMap())).containsAll(listOf("created_at", "output_dir", "best_metric")))
         assertTrue(keys(Device(memoryTotalMb = 1.0, busyJob = "j")).containsAll(listOf("memory_total_mb", "busy_job")))
-        assertEquals(setOf("series", "total_points"), keys(Metrics()))
+        assertEquals(setOf("series", "total_points", "last_seq"), keys(Metrics()))
         assertTrue(keys(RunCreate(pid = 1)).contains("output_dir"))
     }
 
