@@ -18,10 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_models import build_tiny_bert, write_classification_data  # noqa: E402
-
 from finetune_studio.client import StudioClient  # noqa: E402
 from finetune_studio.wire import FINISHED_STATES, Job  # noqa: E402
+from tiny_models import build_tiny_bert, write_classification_data  # noqa: E402
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"

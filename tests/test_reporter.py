@@ -8,7 +8,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 from conftest import RunningServer
 from finetune_studio.reporter import ReporterClient

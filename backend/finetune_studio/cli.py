@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+
 from . import __version__
 from .errors import StudioError
 

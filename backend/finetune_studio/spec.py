@@ -8,10 +8,10 @@ submissions). Unknown keys are errors with a "did you mean".
 from __future__ import annotations
 
 import difflib
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import FieldProblem, SpecError

@@ -56,7 +56,8 @@ def training_arguments(spec: JobSpec, job_dir: Path, task_args: dict[str, Any]) 
         logging_steps=t.logging_steps, logging_first_step=True, eval_strategy=t.eval_strategy,
         eval_steps=t.eval_steps, save_strategy=t.save_strategy, save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, gradient_checkpointing=t.gradient_checkpointing,
-        report_to="none", disable_tqdm=True, logging_nan_inf_filter=False, remove_unused_columns=False, dataloader_num_workers=0,
+        report_to="none", disable_tqdm=True, logging_nan_inf_filter=False, remove_unused_columns=False,
+        dataloader_num_workers=0,
         warmup_steps=warmup, **precision_args(t.precision))
     args.update(task_args)
     args.update(t.args)
@@ -87,13 +88,12 @@ def error_of(exc: BaseException) -> dict[str, Any]:
 def run(job_dir: Path) -> dict[str, Any]:
     import torch
     from transformers import Trainer, TrainerCallback
+    from transformers.utils import logging as transformers_logging
 
     from . import lora
     from .batches import BatchRecorder, recording_trainer
     from .reporter import ReporterClient, StudioCallback
     from .tasks import load_task
-
-    from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     spec = JobSpec.model_validate_json((job_dir / "spec.json").read_text(encoding="utf-8"))
@@ -131,7 +131,8 @@ def run(job_dir: Path) -> dict[str, Any]:
         trainer.train(resume_from_checkpoint=resume_from)
         if callback.nan_step is not None:
             return {"state": "failed", "error": {
-                "type": "nan_loss", "message": f"the training loss or gradient became NaN or infinite at step {callback.nan_step}",
+                "type": "nan_loss",
+                "message": f"the training loss or gradient became NaN or infinite at step {callback.nan_step}",
                 "hint": "lower training.learning_rate, use precision = \"bf16\" or \"fp32\" instead of fp16, "
                         "or look at that step's batch in the dashboard for broken examples"}}
         if stop.requested:
