@@ -1,0 +1,177 @@
+"""Ingest throughput and live delivery latency of the real server (issue 2).
+
+1. Ingest: one client POSTs `/api/jobs/{id}/events` batches of 500 `metric` events, 4 values each (loss,
+   learning rate, grad norm, epoch: what `on_log` reports), bodies serialised beforehand; points/s over
+   all batches after one warm-up batch.
+2. Latency: `StudioCallback.on_log` is called at a steady 10 and 100 logs/s (as a Trainer would, with a
+   `ReporterClient` that batches every 0.2 s) while a subscriber reads `/api/jobs/{id}/stream`; latency =
+   arrival of the metric event at the subscriber minus its `time`, which `ReporterClient.emit` stamps
+   inside `on_log`. Same machine, so one clock.
+
+    .venv/bin/python benchmarks/bench_ingest_sse.py [--batches 40] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+
+from finetune_studio.client import StudioClient, parse_sse
+from finetune_studio.reporter import FLUSH_SECONDS, ReporterClient, StudioCallback
+from finetune_studio.wire import ServerInfo
+
+HERE = Path(__file__).resolve().parent
+
+NAME = "ingest_sse"
+BATCH = 500
+VALUES = 4
+
+
+@contextmanager
+def studio_server(folder: Path) -> Iterator[StudioClient]:
+    """The real server in its own process, started as users start it. server.json is read once it parses:
+    cli.py creates it before writing it, so a bare existence check can read it empty."""
+    folder.mkdir(parents=True)
+    with (folder.parent / f"{folder.name}-server.log").open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "finetune_studio", "serve", "--data-dir", str(folder),
+                                    "--port", "0"], stdout=log, stderr=log)
+    try:
+        deadline = time.time() + 120
+        while True:
+            if process.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"the server did not start; see {log.name}")
+            with contextlib.suppress(OSError, ValueError):
+                info = ServerInfo.model_validate_json((folder / "server.json").read_text())
+                break
+            time.sleep(0.05)
+        client = StudioClient(info.url, info.token)
+        yield client
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def open_run(api: StudioClient, name: str) -> str:
+    job = api.request("POST", "/api/runs", json={"name": name, "task": "custom", "output_dir": "/tmp",
+                                                           "config": {}, "pid": None})
+    return str(job["id"])
+
+
+def ingest(api: StudioClient, batches: int) -> dict[str, Any]:
+    job_id = open_run(api, "ingest")
+    bodies = []
+    for b in range(batches + 1):
+        events = [{"seq": b * BATCH + i + 1, "type": "metric", "time": time.time(),
+                   "data": {"step": b * BATCH + i + 1, "values": {
+                       "train/loss": 1.0 / (b * BATCH + i + 1), "train/learning_rate": 2e-5,
+                       "train/grad_norm": 1.5, "train/epoch": (b * BATCH + i) / 1000}}} for i in range(BATCH)]
+        bodies.append(json.dumps({"attempt": 1, "events": events}).encode())
+    http = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {api.token}",
+                                                      "Content-Type": "application/json"}, trust_env=False, timeout=60)
+    url = f"/api/jobs/{job_id}/events"
+    http.post(url, content=bodies[0]).raise_for_status()  # warm-up
+    per_batch = []
+    started = time.perf_counter()
+    for body in bodies[1:]:
+        t = time.perf_counter()
+        answer = http.post(url, content=body)
+        answer.raise_for_status()
+        per_batch.append(time.perf_counter() - t)
+        assert answer.json()["accepted"] == BATCH, answer.text
+    elapsed = time.perf_counter() - started
+    http.close()
+    stored = api.metrics(job_id, names="train/loss")["total_points"]["train/loss"]
+    return {"batches": batches, "events_per_batch": BATCH, "values_per_event": VALUES, "seconds": elapsed,
+            "events_per_second": batches * BATCH / elapsed, "points_per_second": batches * BATCH * VALUES / elapsed,
+            "batch_ms_median": statistics.median(per_batch) * 1000, "loss_points_stored": stored}
+
+
+def latency(api: StudioClient, rate: float, seconds: float, folder: Path) -> dict[str, Any]:
+    job_id = open_run(api, f"latency-{rate:g}")
+    count = int(rate * seconds)
+    arrivals: dict[int, float] = {}
+    connected, done = threading.Event(), threading.Event()
+
+    def subscribe() -> None:
+        with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {api.token}"},
+                          trust_env=False, timeout=httpx.Timeout(30, read=None)) as http, \
+                http.stream("GET", f"/api/jobs/{job_id}/stream") as response:
+            connected.set()
+            for event in parse_sse(response.iter_lines()):
+                if event.type == "metric":
+                    arrivals[event.data["step"]] = time.time() - event.time
+                    if len(arrivals) == count:
+                        done.set()
+                        return
+
+    threading.Thread(target=subscribe, daemon=True).start()
+    connected.wait(30)
+    client = ReporterClient(api.url, api.token, job_id, 1, folder / f"spool-{rate:g}.jsonl")
+    callback = StudioCallback(client)
+    args = SimpleNamespace(per_device_train_batch_size=16, gradient_accumulation_steps=1, world_size=1)
+    state = SimpleNamespace(is_world_process_zero=True, global_step=0, max_steps=count, epoch=0.0)
+    control = SimpleNamespace(should_training_stop=False)
+    callback.on_train_begin(args, state, control)
+    start = time.perf_counter()
+    for step in range(1, count + 1):
+        time.sleep(max(0.0, start + step / rate - time.perf_counter()))
+        state.global_step, state.epoch = step, step / count
+        callback.on_log(args, state, control, logs={"loss": 1.0 / step, "grad_norm": 1.5,
+                                                    "learning_rate": 2e-5, "epoch": state.epoch})
+    client.close()
+    done.wait(30)
+    delays = sorted(d * 1000 for d in arrivals.values())
+    return {"logs_per_second": rate, "logs": count, "received": len(delays),
+            "p50_ms": statistics.median(delays), "p95_ms": delays[int(0.95 * (len(delays) - 1))],
+            "max_ms": delays[-1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=40, help="timed ingest batches of 500 events")
+    parser.add_argument("--seconds", type=float, default=15, help="duration of each latency run")
+    args = parser.parse_args()
+    import torch  # noqa: F401  (on_log imports it; keep that out of the first latency)
+
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        with studio_server(Path(tmp) / "state") as api:
+            throughput = ingest(api, args.batches)
+            latencies = [latency(api, rate, args.seconds, Path(tmp)) for rate in (10, 100)]
+
+    print(f"\nIngest: {args.batches} batches of {BATCH} metric events x {VALUES} values, one client\n")
+    print("| events/s | points/s | median batch ms | loss points stored |")
+    print("| ---: | ---: | ---: | ---: |")
+    print(f"| {throughput['events_per_second']:.0f} | {throughput['points_per_second']:.0f} | "
+          f"{throughput['batch_ms_median']:.1f} | {throughput['loss_points_stored']} |")
+    print(f"\nSSE delivery latency, on_log -> subscriber (reporter flushes every {FLUSH_SECONDS} s)\n")
+    print("| logs/s | logs | received | p50 ms | p95 ms | max ms |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in latencies:
+        print(f"| {row['logs_per_second']:g} | {row['logs']} | {row['received']} | {row['p50_ms']:.0f} | "
+              f"{row['p95_ms']:.0f} | {row['max_ms']:.0f} |")
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{NAME}.json").write_text(json.dumps({
+        "benchmark": NAME, "command": " ".join([".venv/bin/python", "benchmarks/bench_ingest_sse.py", *sys.argv[1:]]),
+        "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0], "flush_seconds": FLUSH_SECONDS,
+        "ingest": throughput, "latency": latencies}, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

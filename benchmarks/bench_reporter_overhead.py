@@ -1,0 +1,152 @@
+"""What the reporter costs a training loop (issue 2): the same tiny job in this process with a plain
+`Trainer`, without a callback, with `StudioCallback()` reporting to a real server (an attached run),
+and with transformers' `TensorBoardCallback` for comparison.
+
+The job: the tests' 2-layer BERT (tests/tiny_models.py), 200 steps of batch 8, logging_steps=1, so that
+every step goes through `on_log`. No evaluation, no checkpoints; the console printer is removed in all
+three so that only the callback under test differs. Samples/s is the Trainer's `train_samples_per_second`;
+CPU ms/sample is this process's CPU time (all threads, the reporter's sender too) over `train()`, which a
+busy machine disturbs less than wall time (the server's own CPU is not in it);
+the three variants run interleaved, `--repeat` times, after a discarded warm-up run of each, and the
+table shows medians.
+
+    .venv/bin/python benchmarks/bench_reporter_overhead.py [--steps 200] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from finetune_studio.client import StudioClient
+from finetune_studio.wire import ServerInfo
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from tiny_models import build_tiny_bert, write_classification_data  # noqa: E402
+
+NAME = "reporter_overhead"
+VARIANTS = ("no callback", "StudioCallback (attached run)", "TensorBoardCallback")
+
+
+@contextmanager
+def studio_server(folder: Path) -> Iterator[StudioClient]:
+    """The real server in its own process, started as users start it. server.json is read once it parses:
+    cli.py creates it before writing it, so a bare existence check can read it empty."""
+    folder.mkdir(parents=True)
+    with (folder.parent / f"{folder.name}-server.log").open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "finetune_studio", "serve", "--data-dir", str(folder),
+                                    "--port", "0"], stdout=log, stderr=log)
+    try:
+        deadline = time.time() + 120
+        while True:
+            if process.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"the server did not start; see {log.name}")
+            with contextlib.suppress(OSError, ValueError):
+                info = ServerInfo.model_validate_json((folder / "server.json").read_text())
+                break
+            time.sleep(0.05)
+        client = StudioClient(info.url, info.token)
+        yield client
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def train_once(variant: str, model_dir: Path, dataset: Any, folder: Path, steps: int) -> tuple[float, float]:
+    """(samples/s, CPU ms of this process, all threads, per sample) of one training run."""
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+    from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    from finetune_studio import StudioCallback
+
+    callbacks: list[Any] = {"no callback": [], "StudioCallback (attached run)": [StudioCallback(name="bench")],
+                            "TensorBoardCallback": [TensorBoardCallback()]}[variant]
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    args = TrainingArguments(output_dir=str(folder), max_steps=steps, per_device_train_batch_size=8,
+                             learning_rate=1e-3, logging_steps=1, eval_strategy="no", save_strategy="no",
+                             report_to="none", disable_tqdm=True, seed=0)
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)
+    cpu = time.process_time()
+    samples_per_second: float = trainer.train().metrics["train_samples_per_second"]
+    return samples_per_second, (time.process_time() - cpu) / (steps * 8) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    import logging
+
+    import datasets
+    from transformers import AutoTokenizer
+
+    datasets.disable_progress_bars()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="bench-reporter-") as tmp:
+        folder = Path(tmp)
+        model_dir = build_tiny_bert(folder / "tiny-bert")
+        train_csv, _ = write_classification_data(folder / "data")
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        table = datasets.load_dataset("csv", data_files=str(train_csv))["train"]
+        dataset = table.map(lambda b: {**tokenizer(b["text"], truncation=True, max_length=32),
+                                       "labels": [int(label == "positive") for label in b["label"]]},
+                            batched=True, remove_columns=table.column_names)
+        with studio_server(folder / "state") as api:
+            os.environ.update(FINETUNE_STUDIO_URL=api.url, FINETUNE_STUDIO_TOKEN=api.token)
+            for variant in VARIANTS:  # imports and first-use costs stay out of the figures
+                train_once(variant, model_dir, dataset, folder / "warm-up", args.steps)
+            samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+            cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+            for round_ in range(args.repeat):
+                for variant in VARIANTS:
+                    speed, cpu_ms = train_once(variant, model_dir, dataset, folder / f"run-{round_}", args.steps)
+                    samples[variant].append(speed)
+                    cpu[variant].append(cpu_ms)
+            # Every attached run must hold all its loss points: the reporter is not allowed to drop any.
+            runs = [j for j in api.jobs() if j.kind == "attached"][:args.repeat]
+            delivered = [api.metrics(j.id, names="train/loss")["total_points"].get("train/loss", 0) for j in runs]
+            states = sorted({j.state for j in runs})
+
+    base, base_cpu = statistics.median(samples["no callback"]), statistics.median(cpu["no callback"])
+    rows = {v: {"samples_per_second": samples[v], "median": statistics.median(samples[v]),
+                "ratio_to_no_callback": statistics.median(samples[v]) / base,
+                "cpu_ms_per_sample": cpu[v], "cpu_median": statistics.median(cpu[v]),
+                "cpu_ratio_to_no_callback": statistics.median(cpu[v]) / base_cpu} for v in VARIANTS}
+    print(f"\nReporter overhead: tiny BERT, {args.steps} steps of batch 8, logging_steps=1, "
+          f"medians of {args.repeat} interleaved runs; attached runs: {len(runs)} {states}, "
+          f"loss points delivered {delivered} of {args.steps} each\n")
+    print("| variant | samples/s (median) | runs | ratio to no callback | CPU ms/sample (median) | CPU ratio |")
+    print("| --- | ---: | --- | ---: | ---: | ---: |")
+    for name, row in rows.items():
+        print(f"| {name} | {row['median']:.1f} | {', '.join(f'{s:.1f}' for s in row['samples_per_second'])} | "
+              f"{row['ratio_to_no_callback']:.3f} | {row['cpu_median']:.2f} | {row['cpu_ratio_to_no_callback']:.3f} |")
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{NAME}.json").write_text(json.dumps({
+        "benchmark": NAME, "command": " ".join([".venv/bin/python", "benchmarks/bench_reporter_overhead.py",
+                                               *sys.argv[1:]]),
+        "steps": args.steps, "repeat": args.repeat, "cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
+        "attached_runs": {"count": len(runs), "states": states, "loss_points": delivered},
+        "variants": rows}, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
