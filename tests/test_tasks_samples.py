@@ -38,10 +38,11 @@ def test_text_classification_with_lora_shows_its_predictions_and_its_adapter_pre
     model = AutoPeftModelForSequenceClassification.from_pretrained(job.output_dir,
                                                                    id2label={0: "negative", 1: "positive"})
     tokenizer = AutoTokenizer.from_pretrained(job.output_dir)
+    # The reloaded adapter predicts what the job showed for the same inputs at its last evaluation.
+    inputs = [s["input"] for s in shown["samples"]]
     with torch.no_grad():
-        logits = model(**tokenizer(["a wonderful brilliant film", "a terrible boring film"],
-                                   return_tensors="pt", padding=True)).logits
-    assert [model.config.id2label[int(i)] for i in logits.argmax(-1)] == ["positive", "negative"]
+        logits = model(**tokenizer(inputs, return_tensors="pt", padding=True)).logits
+    assert [model.config.id2label[int(i)] for i in logits.argmax(-1)] == [s["prediction"] for s in shown["samples"]]
 
 
 def test_latest_eval_is_the_last_eval_event_of_the_job(tmp_path: Path) -> None:
