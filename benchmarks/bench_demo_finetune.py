@@ -1,16 +1,16 @@
 """The demo's fine-tune as a managed job against the same fine-tune as a plain script (issue 2).
 
-Managed: `finetune_studio.demo.write_demo` writes the data and `finetune.toml` (the sizes and
-hyper-parameters of `run_demo`), the job goes through the real server (`python -m finetune_studio serve`)
-and its worker process; dynamic padding, max_length 64 as the demo's TOML says. Plain:
+Managed: `finetune_studio.demo.write_demo` writes the data and `finetune.toml` (`run_demo`'s
+hyper-parameters; a third of its data by default), the job goes through the real server (`python -m
+finetune_studio serve`) and its worker process; dynamic padding, max_length 64 as the demo's TOML says. Plain:
 `plain_trainer_demo.py`, the way HF's text-classification example does it by default (Trainer +
 TrainingArguments, report_to="none", every example padded to max_length=128), in its own process.
 A third row, the plain script with dynamic padding to 64, separates what padding saves from what Studio
 costs. Samples/s is the Trainer's own `train_samples_per_second` (the whole `train()`, evaluations and
 checkpoints included); wall is submit -> completed against process start -> exit; CPU s is all the CPU
 time spent, start to end (managed: the server and its worker, with the job followed over SSE as
-`finetune-studio run` does; plain: the script), which a machine busy with other work disturbs less than
-wall time. One run of each, one after the other, on the same machine.
+`finetune-studio run` does; plain: the script). One run of each, one after the other, on the same
+machine: run it when nothing else does, as other work on 2 cores moves every figure by several times.
 
     .venv/bin/python benchmarks/bench_demo_finetune.py [--train-size 800 --eval-size 200 --epochs 2]
 

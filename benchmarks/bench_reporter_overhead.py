@@ -6,7 +6,9 @@ The job: the tests' 2-layer BERT (tests/tiny_models.py), 200 steps of batch 8, l
 every step goes through `on_log`. No evaluation, no checkpoints; the console printer is removed in all
 three so that only the callback under test differs. Samples/s is the Trainer's `train_samples_per_second`;
 CPU ms/sample is this process's CPU time (all threads, the reporter's sender too) over `train()`, which a
-busy machine disturbs less than wall time (the server's own CPU is not in it);
+busy machine disturbs less than wall time (the server's own CPU is not in it); ms/step in the callback is
+the time the training thread spends inside the callback's hooks (opening the run and the final flush
+included), the part of the cost that does not drown in run-to-run noise;
 the three variants run interleaved, `--repeat` times, after a discarded warm-up run of each, and the
 table shows medians.
 
@@ -66,16 +68,35 @@ def studio_server(folder: Path) -> Iterator[StudioClient]:
         process.wait(60)
 
 
-def train_once(variant: str, model_dir: Path, dataset: Any, folder: Path, steps: int) -> tuple[float, float]:
-    """(samples/s, CPU ms of this process, all threads, per sample) of one training run."""
+def timed(callback: Any, spent: list[float]) -> Any:
+    """The callback with each of its `on_*` hooks timed into `spent[0]` (on the instance only)."""
+    def wrap(hook: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return hook(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - started
+        return run
+
+    for name in dir(callback):
+        if name.startswith("on_"):
+            setattr(callback, name, wrap(getattr(callback, name)))
+    return callback
+
+
+def train_once(variant: str, model_dir: Path, dataset: Any, folder: Path, steps: int) -> tuple[float, float, float]:
+    """(samples/s, CPU ms of this process per sample, ms per step inside the callback) of one training run."""
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
-    from transformers.integrations import TensorBoardCallback
+    from transformers.integrations.integration_utils import TensorBoardCallback
     from transformers.trainer_callback import PrinterCallback
 
     from finetune_studio import StudioCallback
 
-    callbacks: list[Any] = {"no callback": [], "StudioCallback (attached run)": [StudioCallback(name="bench")],
-                            "TensorBoardCallback": [TensorBoardCallback()]}[variant]
+    spent = [0.0]
+    options: dict[str, list[Any]] = {"no callback": [], "StudioCallback (attached run)": [StudioCallback(name="bench")],
+                                     "TensorBoardCallback": [TensorBoardCallback()]}
+    callbacks = [timed(callback, spent) for callback in options[variant]]
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
     args = TrainingArguments(output_dir=str(folder), max_steps=steps, per_device_train_batch_size=8,
                              learning_rate=1e-3, logging_steps=1, eval_strategy="no", save_strategy="no",
@@ -84,7 +105,7 @@ def train_once(variant: str, model_dir: Path, dataset: Any, folder: Path, steps:
     trainer.remove_callback(PrinterCallback)
     cpu = time.process_time()
     samples_per_second: float = trainer.train().metrics["train_samples_per_second"]
-    return samples_per_second, (time.process_time() - cpu) / (steps * 8) * 1000
+    return samples_per_second, (time.process_time() - cpu) / (steps * 8) * 1000, spent[0] / steps * 1000
 
 
 def main() -> None:
@@ -115,29 +136,36 @@ def main() -> None:
                 train_once(variant, model_dir, dataset, folder / "warm-up", args.steps)
             samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
             cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+            hooks: dict[str, list[float]] = {v: [] for v in VARIANTS}
             for round_ in range(args.repeat):
                 for variant in VARIANTS:
-                    speed, cpu_ms = train_once(variant, model_dir, dataset, folder / f"run-{round_}", args.steps)
+                    speed, cpu_ms, hook_ms = train_once(variant, model_dir, dataset, folder / f"run-{round_}",
+                                                        args.steps)
                     samples[variant].append(speed)
                     cpu[variant].append(cpu_ms)
+                    hooks[variant].append(hook_ms)
             # Every attached run must hold all its loss points: the reporter is not allowed to drop any.
             runs = [j for j in api.jobs() if j.kind == "attached"][:args.repeat]
             delivered = [api.metrics(j.id, names="train/loss")["total_points"].get("train/loss", 0) for j in runs]
             states = sorted({j.state for j in runs})
 
     base, base_cpu = statistics.median(samples["no callback"]), statistics.median(cpu["no callback"])
-    rows = {v: {"samples_per_second": samples[v], "median": statistics.median(samples[v]),
+    rows: dict[str, dict[str, Any]] = {v: {"samples_per_second": samples[v], "median": statistics.median(samples[v]),
                 "ratio_to_no_callback": statistics.median(samples[v]) / base,
                 "cpu_ms_per_sample": cpu[v], "cpu_median": statistics.median(cpu[v]),
-                "cpu_ratio_to_no_callback": statistics.median(cpu[v]) / base_cpu} for v in VARIANTS}
+                "cpu_ratio_to_no_callback": statistics.median(cpu[v]) / base_cpu,
+                "callback_ms_per_step": hooks[v], "callback_ms_per_step_median": statistics.median(hooks[v]),
+                "step_ms_median": 8000 / statistics.median(samples[v])} for v in VARIANTS}
     print(f"\nReporter overhead: tiny BERT, {args.steps} steps of batch 8, logging_steps=1, "
           f"medians of {args.repeat} interleaved runs; attached runs: {len(runs)} {states}, "
           f"loss points delivered {delivered} of {args.steps} each\n")
-    print("| variant | samples/s (median) | runs | ratio to no callback | CPU ms/sample (median) | CPU ratio |")
-    print("| --- | ---: | --- | ---: | ---: | ---: |")
+    print("| variant | samples/s (median) | runs | ratio to no callback | CPU ms/sample (median) | CPU ratio "
+          "| ms/step in the callback (median) |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for name, row in rows.items():
         print(f"| {name} | {row['median']:.1f} | {', '.join(f'{s:.1f}' for s in row['samples_per_second'])} | "
-              f"{row['ratio_to_no_callback']:.3f} | {row['cpu_median']:.2f} | {row['cpu_ratio_to_no_callback']:.3f} |")
+              f"{row['ratio_to_no_callback']:.3f} | {row['cpu_median']:.2f} | {row['cpu_ratio_to_no_callback']:.3f} "
+              f"| {row['callback_ms_per_step_median']:.3f} of {row['step_ms_median']:.1f} |")
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / f"{NAME}.json").write_text(json.dumps({

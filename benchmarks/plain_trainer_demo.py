@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -22,6 +23,7 @@ from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
+    EvalPrediction,
     Trainer,
     TrainingArguments,
     default_data_collator,
@@ -49,16 +51,16 @@ def main() -> None:
         args.model, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_to_id)
     padding = "max_length" if args.padding == "max_length" else False
 
-    def preprocess(batch: dict[str, list]) -> dict[str, list]:
+    def preprocess(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         encoded = tokenizer(batch["text"], padding=padding, max_length=args.max_length, truncation=True)
         encoded["labels"] = [label_to_id[label] for label in batch["label"]]
         return dict(encoded)
 
     data = raw.map(preprocess, batched=True, remove_columns=["text", "label"])
 
-    def compute_metrics(prediction: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
-        logits, truth = prediction
-        return {"accuracy": float((np.argmax(logits, axis=-1) == truth).mean())}
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        predicted = np.argmax(prediction.predictions, axis=-1)
+        return {"accuracy": float((predicted == prediction.label_ids).mean())}
 
     training_args = TrainingArguments(
         output_dir=str(args.output_dir), num_train_epochs=args.epochs, per_device_train_batch_size=16,

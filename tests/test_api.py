@@ -77,3 +77,18 @@ def test_unknown_job_is_404(server: RunningServer) -> None:
     with pytest.raises(ApiError) as caught:
         server.client.job("nope")
     assert caught.value.status == 404 and caught.value.body["type"] == "not_found"
+
+
+def test_half_written_server_json_reads_as_no_server(tmp_path: Path) -> None:
+    """Regression: `run` and `demo` crashed with a ValidationError when they found server.json created
+    but still empty (the server now writes it beside and renames it; readers treat junk as absent)."""
+    from finetune_studio.client import read_server_info
+
+    (tmp_path / "server.json").write_text("", encoding="utf-8")
+    assert read_server_info(tmp_path) is None
+
+
+def test_server_json_is_written_whole(server: RunningServer) -> None:
+    assert not (server.data_dir / "server.json.tmp").exists()
+    assert {"url", "token", "pid", "version"} <= set(__import__("json").loads(
+        (server.data_dir / "server.json").read_text()))

@@ -43,12 +43,15 @@ def serve(args: argparse.Namespace) -> int:
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
-                # Written only once the socket accepts: a client that finds it can connect.
-                fd = os.open(server_json, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                # Written only once the socket accepts, and whole: written beside it, then renamed, so a
+                # client polling for it never reads a half-written file.
+                partial = server_json.with_suffix(".json.tmp")
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "w") as handle:
                     json.dump({"url": url, "token": settings.token, "pid": os.getpid(), "version": __version__},
                               handle)
-                os.chmod(server_json, 0o600)
+                os.chmod(partial, 0o600)
+                os.replace(partial, server_json)
                 print(f"Fine-Tune Studio {__version__} is running: {url}/?token={settings.token}", flush=True)
 
     config = uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=5)

@@ -115,7 +115,10 @@ def read_server_info(data_dir: Path) -> ServerInfo | None:
     path = data_dir / "server.json"
     if not path.is_file():
         return None
-    info = ServerInfo.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        info = ServerInfo.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None  # written by an older server without the atomic rename, or damaged: treat as absent
     try:
         httpx.get(f"{info.url}/api/health", timeout=2, trust_env=False).raise_for_status()
     except httpx.HTTPError:
