@@ -20,7 +20,6 @@ run_demo's full size is `--train-size 2400 --eval-size 600` (about 3x longer).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -28,43 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from finetune_studio.client import StudioClient
+from server_process import studio_server
+
 from finetune_studio.demo import majority_share, minilm_folder, write_demo
 from finetune_studio.spec import load_spec
 from finetune_studio.wire import ServerInfo
 
 HERE = Path(__file__).resolve().parent
 NAME = "demo_finetune"
-
-
-@contextmanager
-def studio_server(folder: Path) -> Iterator[StudioClient]:
-    """The real server in its own process, started as users start it. server.json is read once it parses:
-    cli.py creates it before writing it, so a bare existence check can read it empty."""
-    folder.mkdir(parents=True)
-    with (folder.parent / f"{folder.name}-server.log").open("ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "finetune_studio", "serve", "--data-dir", str(folder),
-                                    "--port", "0"], stdout=log, stderr=log)
-    try:
-        deadline = time.time() + 120
-        while True:
-            if process.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"the server did not start; see {log.name}")
-            with contextlib.suppress(OSError, ValueError):
-                info = ServerInfo.model_validate_json((folder / "server.json").read_text())
-                break
-            time.sleep(0.05)
-        client = StudioClient(info.url, info.token)
-        yield client
-        client.close()
-    finally:
-        process.terminate()
-        process.wait(60)
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:

@@ -85,12 +85,14 @@ class RunningServer:
                 self.process.wait()
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, threads: int | None = 1) -> RunningServer:
+    """`threads` caps the workers' OpenMP threads; None keeps torch's default (benchmarks)."""
     server_json = data_dir / "server.json"
     server_json.unlink(missing_ok=True)
-    # One thread per worker: tiny models gain nothing from more, and on a busy machine more threads
-    # contend (a 2-layer BERT step took 12x longer with 2 threads than with 1 under load).
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **(extra_env or {}))
+    # One thread per worker in tests: tiny models gain nothing from more, and on a busy machine more
+    # threads contend (a 2-layer BERT step took 12x longer with 2 threads than with 1 under load).
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"OMP_NUM_THREADS": str(threads)} if threads else {}),
+           **(extra_env or {})}
     log = open(data_dir.parent / f"{data_dir.name}-server.log", "ab")  # noqa: SIM115
     process = subprocess.Popen([sys.executable, "-m", "finetune_studio", "serve", "--data-dir", str(data_dir),
                                 "--port", "0"], stdout=log, stderr=log, env=env)
