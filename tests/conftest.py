@@ -110,3 +110,16 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
     running = start_server(tmp_path / ".finetune-studio")
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (`make test` installs it; never `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard_driver import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()

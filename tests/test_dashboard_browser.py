@@ -14,36 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from conftest import ARTIFACTS, RunningServer, start_server
 from dashboard_driver import (
-    CHROMIUM,
     Console,
     chart,
     kept_steps,
-    launch,
     open_attached_run,
     open_dashboard,
     wait_until,
 )
 
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install -y chromium"),
-]
+pytestmark = pytest.mark.browser
 
 TRAINING_TIMEOUT = 240  # seconds: a worker imports torch and transformers before its first step
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

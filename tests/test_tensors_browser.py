@@ -11,31 +11,18 @@ from typing import Any
 
 import pytest
 import torch
+from playwright.sync_api import expect
 
 from conftest import ARTIFACTS, RunningServer
-from dashboard_driver import CHROMIUM, Console, launch, open_dashboard
+from dashboard_driver import Console, open_dashboard
 from finetune_studio import debug
 
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install -y chromium"),
-]
+pytestmark = pytest.mark.browser
 
 PLOT_STATE = """(el) => el && el.data ? {
   z: el.data[0].z, title: el.layout.title.text,
   xticks: el.layout.xaxis.ticktext || null, yticks: el.layout.yaxis.ticktext || null,
 } : null"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
