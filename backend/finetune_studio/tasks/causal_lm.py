@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from .. import lora
 from ..errors import DataError
 from ..spec import JobSpec
 from . import EVAL_SAMPLES, Prepared
-from .data import load_table, require_columns, split_train_eval, with_rows
+from .data import cached_table, load_table, require_columns, split_train_eval, with_rows
 
 IGNORED = -100
 SAMPLE_NEW_TOKENS = 64  # generated per eval sample: enough to read a response, cheap on a CPU
@@ -218,14 +217,9 @@ def prepare(spec: JobSpec) -> Prepared:
         eval_details=lambda: dict(details))
 
 
-@lru_cache(maxsize=4)
-def _table(path: str, format: str) -> Any:
-    return load_table(path, format)
-
-
 def describe_rows(spec: JobSpec, rows: list[int]) -> list[tuple[str, str | None]]:
     data = spec.data
-    picked = _table(data.train, data.format).select(rows)
+    picked = cached_table(data.train, data.format).select(rows)
     if data.prompt_column and data.response_column:
         return list(zip(picked[data.prompt_column], picked[data.response_column], strict=True))
     return [(text, None) for text in picked[data.text_column]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,12 @@ def load_table(path: str, format: str = "auto") -> Any:
     if len(table) == 0:
         raise DataError(f"{path} has no rows", hint="give a file with at least one example")
     return table
+
+
+@lru_cache(maxsize=4)
+def cached_table(path: str, format: str = "auto") -> Any:
+    """`load_table`, kept for the step-batch view, which reads rows of the same file again and again."""
+    return load_table(path, format)
 
 
 def _data_lines(path: str) -> int:
@@ -84,3 +92,17 @@ def split_train_eval(train: Any, eval_path: str | None, eval_fraction: float | N
                         hint="give more rows, or a separate data.eval file")
     parts = train.train_test_split(test_size=eval_fraction, seed=seed)
     return parts["train"], parts["test"]
+
+
+def numbered_splits(train_path: str, eval_path: str | None, eval_fraction: float | None, seed: int,
+                    read: Callable[[str], Any], check: Callable[[Any, str], None]) -> tuple[Any, Any, Any | None]:
+    """The training table as read, and the (train, eval) splits with their rows numbered; each file is
+    read with `read` and checked with `check` (which names the file in its errors)."""
+    table = read(train_path)
+    check(table, train_path)
+    if eval_path is None:
+        train, evaluation = split_train_eval(with_rows(table), None, eval_fraction, seed)
+        return table, train, evaluation
+    evaluation = read(eval_path)
+    check(evaluation, eval_path)
+    return table, with_rows(table), with_rows(evaluation)

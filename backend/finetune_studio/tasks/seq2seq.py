@@ -10,7 +10,6 @@ up to `max_length` tokens); metrics: BLEU and chrF (sacrebleu) of the generated 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from .. import lora
 from ..errors import DataError, Unsupported
 from ..spec import JobSpec
 from . import EVAL_SAMPLES, Prepared
-from .data import load_table, require_columns, split_train_eval, with_rows
+from .data import cached_table, load_table, require_columns, split_train_eval, with_rows
 
 IGNORED = -100
 
@@ -117,12 +116,7 @@ def prepare(spec: JobSpec) -> Prepared:
         eval_details=lambda: dict(details))
 
 
-@lru_cache(maxsize=4)
-def _table(path: str, format: str) -> Any:
-    return load_table(path, format)
-
-
 def describe_rows(spec: JobSpec, rows: list[int]) -> list[tuple[str, str | None]]:
     data = spec.data
-    picked = _table(data.train, data.format).select(rows)
+    picked = cached_table(data.train, data.format).select(rows)
     return list(zip(picked[data.source_column], picked[data.target_column], strict=True))

@@ -7,7 +7,6 @@ confusion matrix with per-class figures for the dashboard.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from .. import lora
 from ..errors import DataError
 from ..spec import JobSpec
 from . import EVAL_SAMPLES, Prepared
-from .data import load_table, require_columns, split_train_eval, with_rows
+from .data import cached_table, load_table, require_columns, split_train_eval, with_rows
 
 
 def _label_names(values: list[Any], path: str, column: str) -> list[str]:
@@ -112,14 +111,9 @@ def prepare(spec: JobSpec) -> Prepared:
         eval_details=lambda: dict(details))
 
 
-@lru_cache(maxsize=4)
-def _table(path: str, format: str) -> Any:
-    return load_table(path, format)
-
-
 def describe_rows(spec: JobSpec, rows: list[int]) -> list[tuple[str, str | None]]:
     data = spec.data
-    table = _table(data.train, data.format)
+    table = cached_table(data.train, data.format)
     picked = table.select(rows)
     texts = picked[data.text_column]
     pairs = picked[data.text_pair_column] if data.text_pair_column else [None] * len(rows)

@@ -19,7 +19,7 @@ from .. import lora
 from ..errors import DataError
 from ..spec import JobSpec
 from . import EVAL_SAMPLES, Prepared
-from .data import load_table, require_columns, split_train_eval, with_rows
+from .data import load_table, numbered_splits, require_columns
 
 IGNORED = -100  # the label id that the loss (and the metrics) skip
 CONLL_SUFFIXES = (".conll", ".txt")
@@ -121,13 +121,9 @@ def prepare(spec: JobSpec) -> Prepared:
     from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
     data = spec.data
-    table = read_split(data.train, spec)
-    check_rows(table, data.train, spec)
-    if data.eval is not None:
-        train, evaluation = with_rows(table), with_rows(read_split(data.eval, spec))
-        check_rows(evaluation, data.eval, spec)
-    else:
-        train, evaluation = split_train_eval(with_rows(table), None, data.eval_fraction, spec.training.seed)
+    table, train, evaluation = numbered_splits(
+        data.train, data.eval, data.eval_fraction, spec.training.seed,
+        read=lambda path: read_split(path, spec), check=lambda split, path: check_rows(split, path, spec))
     names = tag_names(table[data.tags_column])
     tag_to_id = {name: i for i, name in enumerate(names)}
     if evaluation is not None:
