@@ -123,3 +123,22 @@ def browser() -> Iterator[Any]:
         chromium = launch(playwright)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def console() -> Any:
+    from dashboard_driver import Console
+
+    return Console()
+
+
+@pytest.fixture
+def page(browser: Any, console: Any) -> Iterator[Any]:
+    """A fresh browser profile per test (no cookie); fails the test on any unexpected console error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    console.attach(tab)
+    yield tab
+    context.close()
+    assert console.unexpected() == [], "errors in the browser console"

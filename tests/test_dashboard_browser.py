@@ -31,23 +31,6 @@ pytestmark = pytest.mark.browser
 TRAINING_TIMEOUT = 240  # seconds: a worker imports torch and transformers before its first step
 
 
-@pytest.fixture
-def console() -> Console:
-    return Console()
-
-
-@pytest.fixture
-def page(browser: Any, console: Console) -> Iterator[Any]:
-    """A fresh browser profile per test (no cookie); fails the test on any unexpected console error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(20_000)
-    console.attach(tab)
-    yield tab
-    context.close()
-    assert console.unexpected() == [], "errors in the browser console"
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One server for the tests that only read finished jobs."""

@@ -5,7 +5,6 @@ histogram, heatmap with dimension pickers)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import torch
 from playwright.sync_api import expect
 
 from conftest import ARTIFACTS, RunningServer
-from dashboard_driver import Console, open_dashboard
+from dashboard_driver import open_dashboard
 from finetune_studio import debug
 
 pytestmark = pytest.mark.browser
@@ -23,18 +22,6 @@ PLOT_STATE = """(el) => el && el.data ? {
   z: el.data[0].z, title: el.layout.title.text,
   xticks: el.layout.xaxis.ticktext || null, yticks: el.layout.yaxis.ticktext || null,
 } : null"""
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    console = Console()
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(20_000)
-    console.attach(tab)
-    yield tab
-    context.close()
-    assert console.unexpected() == [], "errors in the browser console"
 
 
 def capture(server: RunningServer, monkeypatch: pytest.MonkeyPatch, obj: Any, **kwargs: Any) -> str:
