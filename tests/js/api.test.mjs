@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 
-import { Api, ApiError, errorFromBody, Stream } from "../../backend/finetune_studio/dashboard/api.js";
+import { Api, ApiError, errorFromBody, metricsPath } from "../../backend/finetune_studio/dashboard/api.js";
 
 test("a 422 names each field with the server's message", () => {
   const e = errorFromBody(422, { detail: [{ loc: ["training", "learning_rate"], field: "training.learning_rate",
@@ -75,7 +75,7 @@ test("Stream resumes after the last seq it saw when the connection drops", async
   const stream = new Api().streamJob("j1", { onEvent: (e) => events.push(e) }, 0);
   const first = FakeSource.all.at(-1);
   assert.equal(first?.url, "/api/jobs/j1/stream?after=0");
-  first?.emit("metric", 7, { step: 70, values: { "train/loss": 1 } });
+  first?.emit("metric", 7, { seq: 7, type: "metric", time: 1, data: { step: 70, values: { "train/loss": 1 } } });
   assert.equal(events[0].seq, 7);
   assert.equal(events[0].type, "metric");
   assert.equal(events[0].data.step, 70);
@@ -84,4 +84,27 @@ test("Stream resumes after the last seq it saw when the connection drops", async
   stream.reconnect();
   assert.equal(FakeSource.all.at(-1)?.url, "/api/jobs/j1/stream?after=7");
   stream.close();
+});
+
+test("the job list's stream turns each Job message into a state event numbered by its SSE id", () => {
+  globalThis.EventSource = /** @type {any} */ (FakeSource);
+  /** @type {any[]} */
+  const events = [];
+  const stream = new Api().streamJobs({ onEvent: (e) => events.push(e) });
+  const source = FakeSource.all.at(-1);
+  assert.equal(source?.url, "/api/stream");
+  source?.emit("state", 12, { id: "j1", state: "running" });
+  assert.equal(events[0].seq, 12);
+  assert.equal(events[0].type, "state");
+  assert.deepEqual(events[0].data, { id: "j1", state: "running" });
+  stream.drop();
+  stream.reconnect();
+  assert.equal(FakeSource.all.at(-1)?.url, "/api/stream?after=12");
+  stream.close();
+});
+
+test("a zoomed chart asks for its range of steps, whole steps covering the range", () => {
+  assert.equal(metricsPath("j1", { names: ["train/loss"], fromStep: 10.4, toStep: 19.2, maxPoints: 800 }),
+    "/api/jobs/j1/metrics?names=train%2Floss&from_step=10&to_step=20&max_points=800");
+  assert.equal(metricsPath("j1", {}), "/api/jobs/j1/metrics");
 });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { formatDuration, formatValue, headlineMetric, seriesTitle } from "../../backend/finetune_studio/dashboard/format.js";
+import { formatDuration, formatValue, headlineMetric, jobDuration, jobFraction, seriesTitle } from "../../backend/finetune_studio/dashboard/format.js";
 import { formatRoute, parseRoute } from "../../backend/finetune_studio/dashboard/route.js";
-import { diffSpecs, flatten, toToml } from "../../backend/finetune_studio/dashboard/specs.js";
+import { diffSpecs, flatten, jobSettings, toToml } from "../../backend/finetune_studio/dashboard/specs.js";
 
 test("routes round-trip through the hash", () => {
   assert.deepEqual(parseRoute("#job=abc"), { view: "job", id: "abc", tab: "charts" });
@@ -65,4 +65,23 @@ test("log text loses colour codes and keeps a progress bar's last state", async 
   assert.equal(cleanLogText("[transformers] \u001b[1mLOAD REPORT\u001b[0m"), "[transformers] LOAD REPORT");
   assert.equal(cleanLogText("\rtok:   0%|\rtok: 100%|"), "tok: 100%|");
   assert.equal(cleanLogText(""), "");
+});
+
+test("a job's progress and duration, one rule for the list and the job page", () => {
+  const progress = { step: 30, max_steps: 120 };
+  assert.equal(jobFraction({ state: "running", progress }), 0.25);
+  assert.equal(jobFraction({ state: "completed", progress }), 1); // stopped early, still done
+  assert.equal(jobFraction({ state: "queued", progress: { step: 0, max_steps: 0 } }), 0);
+  assert.equal(jobDuration({ started_at: 100, finished_at: 160 }), 60);
+  assert.equal(jobDuration({ started_at: 100, finished_at: null }, 130), 30);
+  assert.equal(jobDuration({ started_at: null, finished_at: null }), null);
+});
+
+test("an attached run has no spec: its TrainingArguments stand in for diffing", () => {
+  const managed = { spec: { training: { learning_rate: 1e-3 } }, training_args: null };
+  const attached = { spec: null, training_args: { learning_rate: 5e-5 } };
+  assert.deepEqual(jobSettings(attached), { training_args: { learning_rate: 5e-5 } });
+  assert.deepEqual(jobSettings({ spec: null, training_args: null }), { training_args: {} });
+  assert.deepEqual(diffSpecs([managed, attached].map(jobSettings)).map((r) => r.key),
+    ["training.learning_rate", "training_args.learning_rate"]);
 });

@@ -58,6 +58,26 @@ export function errorFromBody(status, body, fallback) {
   return new ApiError(status, fallback);
 }
 
+/**
+ * `GET /api/jobs/{id}/metrics` (wire.py `Metrics`): `total_points` per series as stored; `last_seq`,
+ * the stream seq the series cover (the stream resumes after it).
+ * @typedef {{series: Record<string, SeriesData>, total_points: Record<string, number>, last_seq: number}} Metrics
+ */
+
+/**
+ * @param {string} id
+ * @param {{names?: string[], maxPoints?: number, fromStep?: number, toStep?: number}} options
+ */
+export function metricsPath(id, options) {
+  const query = new URLSearchParams();
+  if (options.names?.length) query.set("names", options.names.join(","));
+  if (options.fromStep !== undefined) query.set("from_step", String(Math.floor(options.fromStep)));
+  if (options.toStep !== undefined) query.set("to_step", String(Math.ceil(options.toStep)));
+  if (options.maxPoints) query.set("max_points", String(options.maxPoints));
+  const q = query.toString();
+  return `/api/jobs/${encodeURIComponent(id)}/metrics${q ? `?${q}` : ""}`;
+}
+
 export class Api {
   /** @param {string} [base] prefix of every path (empty: same origin) */
   constructor(base = "") {
@@ -101,8 +121,7 @@ export class Api {
 
   /** @returns {Promise<Job[]>} newest first */
   async jobs() {
-    const body = await this.request("GET", "/api/jobs");
-    return Array.isArray(body) ? body : body.jobs;
+    return (await this.request("GET", "/api/jobs")).jobs;
   }
 
   /** @param {string} id @returns {Promise<Job>} */
@@ -131,17 +150,14 @@ export class Api {
   }
 
   /**
+   * Metric series, each bucketed to about `maxPoints` (min and max of each bucket kept); with
+   * `fromStep`/`toStep`, only that range of steps (inclusive), so a zoomed chart gets raw points.
    * @param {string} id
-   * @param {{names?: string[], maxPoints?: number}} [options]
-   * @returns {Promise<{series: Record<string, SeriesData>, total_points?: Record<string, number>,
-   *   last_seq?: number}>} `last_seq`: the stream seq the history covers (the stream resumes after it)
+   * @param {{names?: string[], maxPoints?: number, fromStep?: number, toStep?: number}} [options]
+   * @returns {Promise<Metrics>}
    */
   metrics(id, options = {}) {
-    const query = new URLSearchParams();
-    if (options.names?.length) query.set("names", options.names.join(","));
-    if (options.maxPoints) query.set("max_points", String(options.maxPoints));
-    const q = query.toString();
-    return this.request("GET", `/api/jobs/${encodeURIComponent(id)}/metrics${q ? `?${q}` : ""}`);
+    return this.request("GET", metricsPath(id, options));
   }
 
   /**
@@ -151,8 +167,7 @@ export class Api {
    * @returns {Promise<LogLine[]>}
    */
   async logs(id, after = 0, limit = 5000) {
-    const body = await this.request("GET", `/api/jobs/${encodeURIComponent(id)}/logs?after=${after}&limit=${limit}`);
-    return Array.isArray(body) ? body : body.lines;
+    return (await this.request("GET", `/api/jobs/${encodeURIComponent(id)}/logs?after=${after}&limit=${limit}`)).lines;
   }
 
   /** @param {string} id @param {number} step */
@@ -167,15 +182,6 @@ export class Api {
    */
   latestEval(id) {
     return this.request("GET", `/api/jobs/${encodeURIComponent(id)}/evals/latest`);
-  }
-
-  /**
-   * A few predictions of the latest evaluation next to their references.
-   * @param {string} id
-   * @returns {Promise<{step: number|null, samples: {input: string, prediction: string, reference: string}[]}>}
-   */
-  samples(id) {
-    return this.request("GET", `/api/jobs/${encodeURIComponent(id)}/samples`);
   }
 
   schema() {
@@ -199,16 +205,22 @@ export class Api {
       ["metric", "progress", "eval", "system", "log", "state"],
       handlers,
       after,
+      (data) => /** @type {StreamEvent} */ (data),
     );
   }
 
-  /** Follow every job's state changes (for the job list). @param {StreamHandlers} handlers */
+  /**
+   * Follow every job's state changes (for the job list): each message is a whole Job, its SSE id the
+   * change's seq.
+   * @param {StreamHandlers} handlers
+   */
   streamJobs(handlers) {
     return new Stream(
       (seq) => `${this.base}/api/stream${seq === null ? "" : `?after=${seq}`}`,
       ["state"],
       handlers,
       null,
+      (data, seq) => ({ seq, type: "state", time: Date.now() / 1000, data }),
     );
   }
 }
@@ -231,11 +243,13 @@ export class Stream {
    * @param {string[]} types
    * @param {StreamHandlers} handlers
    * @param {number|null} after
+   * @param {(data: any, seq: number) => StreamEvent} toEvent a message's JSON data (and SSE id) as an event
    */
-  constructor(url, types, handlers, after) {
+  constructor(url, types, handlers, after, toEvent) {
     this.url = url;
     this.types = types;
     this.handlers = handlers;
+    this.toEvent = toEvent;
     /** @type {number|null} */
     this.lastSeq = after;
     /** @type {EventSource|null} */
@@ -257,28 +271,14 @@ export class Stream {
     };
     source.onerror = () => this.drop();
     for (const type of this.types) {
-      source.addEventListener(type, (message) => this.receive(type, /** @type {MessageEvent} */ (message)));
+      source.addEventListener(type, (message) => this.receive(/** @type {MessageEvent} */ (message)));
     }
   }
 
-  /**
-   * @param {string} type
-   * @param {MessageEvent} message
-   */
-  receive(type, message) {
-    const seq = message.lastEventId ? Number(message.lastEventId) : null;
-    let payload;
-    try {
-      payload = JSON.parse(message.data);
-    } catch {
-      return; // not JSON: not an event of ours
-    }
-    // The data may be the whole StreamEvent or only its `data`; accept both.
-    const whole = payload && typeof payload === "object" && "type" in payload && "data" in payload && "seq" in payload;
-    const event = whole
-      ? /** @type {StreamEvent} */ (payload)
-      : { seq: seq ?? 0, type, time: payload?.time ?? Date.now() / 1000, data: payload };
-    if (event.seq && (this.lastSeq === null || event.seq > this.lastSeq)) this.lastSeq = event.seq;
+  /** @param {MessageEvent} message */
+  receive(message) {
+    const event = this.toEvent(JSON.parse(message.data), Number(message.lastEventId));
+    if (this.lastSeq === null || event.seq > this.lastSeq) this.lastSeq = event.seq;
     this.handlers.onEvent(event);
   }
 

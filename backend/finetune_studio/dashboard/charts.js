@@ -1,8 +1,9 @@
 // @ts-check
 /**
  * The only module that touches Plotly (loaded as a classic script from /static/plotly.min.js, which
- * the server serves from the installed `plotly` package). Everything here takes plain data and a
- * container; what to draw is decided elsewhere.
+ * the server serves from the installed `plotly` package): metric charts, the confusion matrix and the
+ * tensor views' plots. Everything here takes plain data and a container, and themes it from
+ * style.css's variables; what to draw is decided elsewhere.
  *
  * Charts draw with `Plotly.react` and a fixed `uirevision`, so a redraw with new points keeps the
  * user's zoom; `resetZoom` changes the revision.
@@ -186,6 +187,77 @@ export async function drawConfusion(el, matrix, labels) {
     yaxis: { title: { text: "true" }, autorange: "reversed", type: "category" },
   };
   await (await loadPlotly()).react(el, [trace], layout, config("confusion-matrix"));
+}
+
+/** Layout shared by the tensor views' plots: the theme's colours on both axes. */
+function tensorLayout() {
+  const t = theme();
+  const axis = { gridcolor: t.grid, zerolinecolor: t.grid };
+  return {
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: t.fg, size: 11 },
+    margin: { l: 60, r: 10, t: 28, b: 50 }, xaxis: axis, yaxis: axis,
+  };
+}
+
+/** Token labels on an axis beyond this many are thinned. */
+const MAX_TICKS = 64;
+
+/**
+ * A tensor's histogram as bars (centres, widths and counts from tensordata.js `histogramBars`).
+ * @param {PlotElement} el
+ * @param {{x: number[], width: number[], y: number[]}} bars
+ * @param {string} title
+ */
+export async function drawHistogram(el, bars, title) {
+  const t = theme();
+  const trace = { type: "bar", ...bars, marker: { color: t.accent }, hovertemplate: "%{x:.4g}: %{y}<extra></extra>" };
+  await (await loadPlotly()).react(el, [trace],
+    { ...tensorLayout(), title: { text: title, font: { size: 12 } }, height: 240, bargap: 0 }, config("histogram"));
+}
+
+/**
+ * A heatmap with optional token labels on both axes (numeric axes with tick text, so repeated tokens
+ * stay apart) and the labels in the hover.
+ * @param {PlotElement} el
+ * @param {(number|null)[][]} z
+ * @param {{title: string, rowLabels?: string[], colLabels?: string[], zmin?: number, zmax?: number,
+ *   diverging?: boolean, height?: number}} o
+ */
+export async function drawHeatmap(el, z, o) {
+  const rows = z.length;
+  const cols = rows ? z[0].length : 0;
+  const rl = o.rowLabels ?? Array.from({ length: rows }, (_, i) => String(i));
+  const cl = o.colLabels ?? Array.from({ length: cols }, (_, j) => String(j));
+  const text = z.map((row, i) => row.map((_, j) => `${rl[i]} → ${cl[j]}`));
+  const base = tensorLayout();
+  /** @param {string[]} labels */
+  const ticks = (labels) => {
+    const step = Math.max(1, Math.ceil(labels.length / MAX_TICKS));
+    const vals = labels.map((_, i) => i).filter((i) => i % step === 0);
+    return { tickmode: "array", tickvals: vals, ticktext: vals.map((i) => labels[i]) };
+  };
+  const trace = {
+    type: "heatmap", z, text, hovertemplate: "%{text}<br>%{z:.4g}<extra></extra>", zmin: o.zmin, zmax: o.zmax,
+    colorscale: o.diverging ? "RdBu" : "Viridis", reversescale: Boolean(o.diverging), zmid: o.diverging ? 0 : undefined,
+  };
+  await (await loadPlotly()).react(el, [trace], {
+    ...base, title: { text: o.title, font: { size: 12 } }, height: o.height ?? 420,
+    margin: { l: o.rowLabels ? 90 : 50, r: 10, t: 28, b: o.colLabels ? 90 : 40 },
+    xaxis: { ...base.xaxis, ...(o.colLabels ? ticks(cl) : {}), tickangle: o.colLabels ? -60 : 0 },
+    yaxis: { ...base.yaxis, ...(o.rowLabels ? ticks(rl) : {}), autorange: "reversed" },
+  }, config("heatmap"));
+}
+
+/**
+ * The values of a 1-D tensor as a line over their index.
+ * @param {PlotElement} el
+ * @param {number[]} x
+ * @param {(number|null)[]} y
+ */
+export async function drawValues(el, x, y) {
+  const t = theme();
+  await (await loadPlotly()).react(el, [{ type: "scatter", mode: "lines", x, y, line: { width: 1, color: t.accent } }],
+    { ...tensorLayout(), height: 300 }, config("values"));
 }
 
 /**

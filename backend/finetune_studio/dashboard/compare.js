@@ -9,7 +9,7 @@ import { drawCompare } from "./charts.js";
 import { seriesTitle } from "./format.js";
 import { badge, h, replace } from "./html.js";
 import { chartOrder, emptySeries, MAX_SMOOTHING } from "./series.js";
-import { diffSpecs } from "./specs.js";
+import { diffSpecs, jobSettings } from "./specs.js";
 
 /** @typedef {import("./api.js").Api} Api */
 /** @typedef {import("./feed.js").Job} Job */
@@ -136,7 +136,7 @@ export class ComparePage {
       replace(root, h("div.empty", null, "Pick two jobs to see how their specs differ."));
       return;
     }
-    const rows = diffSpecs(jobs.map((j) => j.spec ?? {}));
+    const rows = diffSpecs(jobs.map(jobSettings));
     /** @param {any} v */
     const show = (v) => (v === undefined ? "–" : typeof v === "string" ? v : JSON.stringify(v));
     replace(root, rows.length

@@ -21,7 +21,10 @@ import { SeriesBuffer } from "./series.js";
  * @typedef {{id: string, name: string, task: string, kind: "managed"|"attached", state: string,
  *   attempt: number, created_at: number, started_at: number|null, finished_at: number|null,
  *   progress: Progress, device: string|null, output_dir: string, error: JobError|null,
- *   best_metric: Record<string, number>|null, spec: Record<string, any>}} Job
+ *   best_metric: Record<string, number>|null, spec: Record<string, any>|null,
+ *   training_args: Record<string, string|number|boolean|null>|null}} Job
+ *   spec: the JobSpec of a managed job, null for an attached run, which carries the TrainingArguments
+ *   its script ran with (`training_args`) instead.
  * @typedef {{seq: number, time: number, stream: "stdout"|"stderr"|"studio", text: string}} LogLine
  * @typedef {{seq: number, type: string, time: number, data: any}} StreamEvent
  * @typedef {{step: number, values: Record<string, number|null>, confusion_matrix?: number[][],

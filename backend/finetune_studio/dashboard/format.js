@@ -44,13 +44,24 @@ export function formatTime(unix, now = new Date()) {
 }
 
 /**
- * How long a job ran (or has run so far).
+ * How long a job ran (or has run so far), in seconds; null before it starts.
  * @param {{started_at: number|null, finished_at: number|null}} job
  * @param {number} [nowSeconds]
  */
 export function jobDuration(job, nowSeconds = Date.now() / 1000) {
   if (!job.started_at) return null;
   return (job.finished_at ?? nowSeconds) - job.started_at;
+}
+
+/**
+ * How far a job is, from 0 to 1, for its progress bar: a completed job is full even when it stopped
+ * before max_steps (early stopping), one without max_steps yet is empty.
+ * @param {{state: string, progress: {step: number, max_steps: number}}} job
+ */
+export function jobFraction(job) {
+  if (job.state === "completed") return 1;
+  const p = job.progress;
+  return p.max_steps ? Math.min(1, p.step / p.max_steps) : 0;
 }
 
 /**

@@ -4,7 +4,7 @@
  * `state` events (each carries the whole Job, progress included).
  */
 
-import { formatDuration, formatTime, formatValue, headlineMetric, seriesTitle } from "./format.js";
+import { formatDuration, formatTime, formatValue, headlineMetric, jobDuration, jobFraction, seriesTitle } from "./format.js";
 import { badge, h, replace } from "./html.js";
 
 /** @typedef {import("./feed.js").Job} Job */
@@ -20,8 +20,6 @@ export class JobList {
     /** @type {string|null} */
     this.activeId = null;
     this.loaded = false;
-    /** @type {Set<(job: Job) => void>} */
-    this.listeners = new Set();
     els.filter.addEventListener("change", () => this.render());
   }
 
@@ -36,7 +34,6 @@ export class JobList {
   upsert(job) {
     const old = this.jobs.get(job.id);
     this.jobs.set(job.id, job);
-    for (const listener of this.listeners) listener(job);
     const item = this.els.list.querySelector(`[data-job-id="${CSS.escape(job.id)}"]`);
     if (item && old && old.state === job.state) item.replaceWith(this.item(job));
     else this.render();
@@ -75,17 +72,17 @@ export class JobList {
 
   /** @param {Job} job */
   item(job) {
-    const p = job.progress ?? { step: 0, max_steps: 0 };
-    const fraction = job.state === "completed" ? 1 : p.max_steps ? Math.min(1, p.step / p.max_steps) : 0;
+    const p = job.progress;
     const best = headlineMetric(job.best_metric);
-    const duration = job.started_at ? formatDuration((job.finished_at ?? Date.now() / 1000) - job.started_at) : null;
     return h(`li.job-item${job.id === this.activeId ? ".active" : ""}`, { "data-job-id": job.id, "data-state": job.state },
       h("a", { href: `#job=${encodeURIComponent(job.id)}`, title: `${job.name} (${job.id})` },
         h("div.job-row", null, h("span.job-name", null, job.name), badge(job.state)),
         h("div.job-meta", null, job.task, best ? ` · ${seriesTitle(best[0]).replace(" (eval)", "")} ${formatValue(best[1])}` : ""),
         h("div.progress", { title: p.max_steps ? `step ${p.step} of ${p.max_steps}` : "" },
-          h("div", { style: `width: ${(fraction * 100).toFixed(1)}%` })),
-        h("div.job-meta", null, job.started_at ? `started ${formatTime(job.started_at)} · ${duration}` : `queued ${formatTime(job.created_at)}`)),
+          h("div", { style: `width: ${(jobFraction(job) * 100).toFixed(1)}%` })),
+        h("div.job-meta", null, job.started_at
+          ? `started ${formatTime(job.started_at)} · ${formatDuration(jobDuration(job))}`
+          : `queued ${formatTime(job.created_at)}`)),
     );
   }
 }

@@ -13,7 +13,7 @@ import { purge } from "./charts.js";
 import { showBatch } from "./batch.js";
 import { EvalPanel } from "./evalpanel.js";
 import { FINISHED_STATES, FrameScheduler, JobFeed, RESUMABLE_STATES } from "./feed.js";
-import { formatDuration, formatValue } from "./format.js";
+import { formatDuration, formatValue, jobDuration, jobFraction } from "./format.js";
 import { badge, h, replace } from "./html.js";
 import { LogPanel } from "./logpanel.js";
 import { TABS } from "./route.js";
@@ -92,9 +92,8 @@ export class JobPage {
     if (token !== this.opening) return;
     feed.setHistory(metrics);
     this.frames.request();
-    // Follow from where the history ends (`last_seq`, when the server sends it); from the start
-    // otherwise, which is correct too (replayed points land on steps the history holds) but slower.
-    const after = metrics.last_seq ?? 0;
+    // Follow from where the history ends: nothing is missed and nothing replayed.
+    const after = metrics.last_seq;
     this.stream = this.deps.api.streamJob(id, {
       onEvent: (event) => {
         if (feed.apply(event)) this.frames.request();
@@ -170,15 +169,9 @@ export class JobPage {
     const feed = this.feed;
     if (!feed || this.evalsLoaded) return;
     this.evalsLoaded = true;
-    const api = this.deps.api;
-    const [latest, samples] = await Promise.allSettled([api.latestEval(feed.job.id), api.samples(feed.job.id)]);
+    const latest = await this.deps.api.latestEval(feed.job.id);
     if (feed !== this.feed) return;
-    if (latest.status === "fulfilled" && latest.value) {
-      feed.setLatestEval(latest.value.data);
-    } else if (samples.status === "fulfilled" && samples.value.step !== null && samples.value.samples.length) {
-      // a server without /evals/latest: at least the samples
-      feed.setLatestEval({ step: samples.value.step, values: {}, samples: samples.value.samples });
-    }
+    if (latest) feed.setLatestEval(latest.data);
     await this.evaluation?.render();
   }
 
@@ -199,12 +192,10 @@ export class JobPage {
 
   renderHeader() {
     const job = /** @type {JobFeed} */ (this.feed).job;
-    const p = job.progress ?? { step: 0, max_steps: 0, epoch: 0, samples_per_second: null, eta_seconds: null };
+    const p = job.progress;
     const running = job.state === "running" || job.state === "cancelling";
-    const fraction = job.state === "completed" ? 1 : p.max_steps ? Math.min(1, p.step / p.max_steps) : 0;
     /** @param {string} id @param {string} label @param {string} value */
     const stat = (id, label, value) => h("div.stat", null, h("span.label", null, label), h("span.value", { id }, value));
-    const duration = job.started_at ? formatDuration((job.finished_at ?? Date.now() / 1000) - job.started_at) : "–";
     replace(/** @type {HTMLElement} */ (this.header),
       h("a.back", { href: "#" }, "← Jobs"),
       h("div.job-title", null, h("h1", { title: job.id }, job.name), h("span", { id: "job-state" }, badge(job.state)),
@@ -215,10 +206,10 @@ export class JobPage {
         stat("stat-epoch", "epoch", p.epoch ? p.epoch.toFixed(2) : "0"),
         stat("stat-speed", "samples/s", formatValue(p.samples_per_second)),
         stat("stat-eta", "ETA", running ? formatDuration(p.eta_seconds) : "–"),
-        stat("stat-duration", "duration", duration),
+        stat("stat-duration", "duration", formatDuration(jobDuration(job))),
         stat("stat-device", "device", job.device ?? "–"),
         job.attempt > 1 ? stat("stat-attempt", "attempt", String(job.attempt)) : null),
-      h("div.progress", null, h("div", { style: `width: ${(fraction * 100).toFixed(1)}%` })));
+      h("div.progress", null, h("div", { style: `width: ${(jobFraction(job) * 100).toFixed(1)}%` })));
     const box = /** @type {HTMLElement} */ (this.errorBox);
     box.hidden = !job.error;
     if (job.error) {
@@ -273,15 +264,22 @@ export class JobPage {
       del, note);
   }
 
+  /** A managed job's spec as finetune.toml; an attached run's TrainingArguments (it has no spec). */
   renderConfig() {
     const job = this.feed?.job;
     if (!job) return;
+    /** @param {string} label @param {string} value @param {Record<string, string>} [attrs] */
+    const row = (label, value, attrs = {}) => h("tr", null, h("th", null, label), h("td.mono", attrs, value));
+    const args = Object.entries(job.training_args ?? {}).sort(([a], [b]) => a.localeCompare(b));
     replace(this.panels.config,
       h("table", null, h("tbody", null,
-        h("tr", null, h("th", null, "id"), h("td.mono", null, job.id)),
-        h("tr", null, h("th", null, "output folder"), h("td.mono", { id: "output-dir" }, job.output_dir)),
-        h("tr", null, h("th", null, "task"), h("td", null, job.task)))),
-      h("h2", null, "Spec as submitted (finetune.toml)"),
-      h("pre.toml", { id: "spec-toml" }, toToml(job.spec ?? {})));
+        row("id", job.id), row("output folder", job.output_dir, { id: "output-dir" }), row("task", job.task))),
+      job.spec
+        ? [h("h2", null, "Spec as submitted (finetune.toml)"), h("pre.toml", { id: "spec-toml" }, toToml(job.spec))]
+        : [h("h2", null, "TrainingArguments of the script"),
+          args.length
+            ? h("table", { id: "training-args" }, h("tbody", null, args.map(([k, v]) =>
+              row(k, v === null ? "None" : String(v), { "data-arg": k }))))
+            : h("div.empty", { id: "training-args" }, "The script reported no TrainingArguments.")]);
   }
 }

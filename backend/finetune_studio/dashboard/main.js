@@ -3,8 +3,8 @@
  * Wiring: theme, sign-in, the job list and its live stream, the hash router and the views.
  *
  * Start: load the job list (401 -> the sign-in panel; no answer -> a banner and retries with back-off),
- * follow `/api/stream` for state changes, then show the view the hash names. The tensor views are
- * another engineer's module (tensors.js), imported only when `#tensors` or `#tensor=<id>` is opened.
+ * follow `/api/stream` for state changes, then show the view the hash names. The tensor views
+ * (tensors.js) are imported only when `#tensors` or `#tensor=<id>` is opened.
  */
 
 import { Api, ApiError } from "./api.js";
@@ -153,22 +153,12 @@ async function route() {
 }
 
 /**
- * The tensor views live in tensors.js (owned by the tensor engineer). Contract: it exports
- * `mountTensors(container, {api, tensorId})`, tensorId null for the list of captured tensors.
+ * The list of captured tensors (tensorId null) or one capture.
  * @param {string|null} tensorId
  */
 async function showTensors(tensorId) {
-  /** @type {any} */
-  let module;
-  try {
-    module = await import("./tensors.js");
-  } catch {
-    replace(views.tensors, h("div.empty.big", null, h("h1", null, "Tensors"),
-      h("p", null, "The tensor views are not part of this build yet.")));
-    return;
-  }
-  await loadPlotly(); // tensors.js uses the page's Plotly global, which loads async
-  await module.mountTensors(views.tensors, { api, tensorId });
+  const { mountTensors } = await import("./tensors.js");
+  await mountTensors(views.tensors, { api, tensorId });
 }
 
 $("#token-form").addEventListener("submit", (e) => {

@@ -87,3 +87,13 @@ export function diffSpecs(specs) {
   }
   return rows;
 }
+
+/**
+ * What a job ran with, for diffing: a managed job's spec; an attached run has none (null) and shows
+ * the TrainingArguments its script reported, under `training_args`.
+ * @param {{spec: Record<string, any>|null, training_args: Record<string, any>|null}} job
+ * @returns {Record<string, any>}
+ */
+export function jobSettings(job) {
+  return job.spec ?? { training_args: job.training_args ?? {} };
+}

@@ -4,10 +4,11 @@
  * table, histogram and either a heatmap of a chosen 2-D slice (dimension pickers) or, for attention, a
  * layer x head grid of thumbnails, a zoomed head with token labels on both axes, the layer's head
  * average and the rollout. main.js calls `mountTensors`; data comes from `/api/tensors` (docs/tensors.md).
- * Plotly is the page's global (from /static/plotly.min.js); thumbnails are canvases (one Plotly plot
- * per head would be heavy for 12 x 12 heads).
+ * Plots are drawn by charts.js; thumbnails are canvases (one plot per head would be heavy for 12 x 12
+ * heads).
  */
 
+import { drawHeatmap, drawHistogram, drawValues } from "./charts.js";
 import { formatTime, formatValue } from "./format.js";
 import { h, replace } from "./html.js";
 import { decodeArray, histogramBars, matrixAt, slice2d, thumbnailPixels } from "./tensordata.js";
@@ -24,8 +25,6 @@ import { decodeArray, histogramBars, matrixAt, slice2d, thumbnailPixels } from "
  *   summary: Summary}} TensorInfo
  * @typedef {TensorInfo & {view: Record<string, any>, arrays: Record<string, import("./tensordata.js").WireArray>}} TensorDetail
  */
-
-const MAX_TICKS = 64; // token labels on an axis beyond this are thinned
 
 /**
  * @param {HTMLElement} container
@@ -92,8 +91,7 @@ async function renderDetail(body, t) {
     h("pre.tensor-text", null, t.summary.text),
     h("div.tensor-top", null, summaryTable(t.summary), hist),
     views);
-  await plotlyReady();
-  drawHistogram(hist, t.summary);
+  await histogram(hist, t.summary);
   if (t.kind === "attention") renderAttention(views, t);
   else renderTensor(views, t);
 }
@@ -118,76 +116,17 @@ function count(n) {
   return n === null ? "–" : String(n);
 }
 
-/** @returns {any} */
-function plotly() {
-  return /** @type {any} */ (globalThis).Plotly;
-}
-
-/** Plotly is a deferred classic script: wait for it when this module runs first. */
-async function plotlyReady() {
-  for (let i = 0; i < 100 && !plotly(); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!plotly()) throw new Error("Plotly.js did not load (expected at /static/plotly.min.js)");
-}
-
-function themed() {
-  const css = getComputedStyle(document.documentElement);
-  const fg = css.getPropertyValue("--fg").trim() || "#1f2328";
-  const grid = css.getPropertyValue("--grid").trim() || "#e4e8ec";
-  return {
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: fg, size: 11 },
-    margin: { l: 60, r: 10, t: 28, b: 50 },
-    xaxis: { gridcolor: grid, zerolinecolor: grid }, yaxis: { gridcolor: grid, zerolinecolor: grid },
-  };
-}
-
-const CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
-
 /**
  * @param {HTMLElement} el
  * @param {Summary} s
  */
-function drawHistogram(el, s) {
+async function histogram(el, s) {
   if (!s.histogram) {
     replace(el, h("div.chart-empty", null, s.numel === 0 ? "empty tensor" : "no finite values to count"));
     return;
   }
-  const bars = histogramBars(s.histogram);
-  const base = themed();
-  const title = s.histogram.sampled ? `histogram (sample of ${s.histogram.sample_size})` : "histogram";
-  plotly().react(el, [{ type: "bar", ...bars, marker: { color: "#0969da" }, hovertemplate: "%{x:.4g}: %{y}<extra></extra>" }],
-    { ...base, title: { text: title, font: { size: 12 } }, height: 240, bargap: 0 }, CONFIG);
-}
-
-/**
- * A heatmap with optional token labels on both axes (numeric axes with tick text, so repeated tokens
- * stay apart) and the labels in the hover.
- * @param {HTMLElement} el
- * @param {(number|null)[][]} z
- * @param {{title: string, rowLabels?: string[], colLabels?: string[], zmin?: number, zmax?: number, diverging?: boolean, height?: number}} o
- */
-function heatmap(el, z, o) {
-  const rows = z.length;
-  const cols = rows ? z[0].length : 0;
-  const rl = o.rowLabels ?? Array.from({ length: rows }, (_, i) => String(i));
-  const cl = o.colLabels ?? Array.from({ length: cols }, (_, j) => String(j));
-  const text = z.map((row, i) => row.map((_, j) => `${rl[i]} → ${cl[j]}`));
-  const base = themed();
-  /** @param {string[]} labels */
-  const ticks = (labels) => {
-    const step = Math.max(1, Math.ceil(labels.length / MAX_TICKS));
-    const vals = labels.map((_, i) => i).filter((i) => i % step === 0);
-    return { tickmode: "array", tickvals: vals, ticktext: vals.map((i) => labels[i]) };
-  };
-  const trace = {
-    type: "heatmap", z, text, hovertemplate: "%{text}<br>%{z:.4g}<extra></extra>", zmin: o.zmin, zmax: o.zmax,
-    colorscale: o.diverging ? "RdBu" : "Viridis", reversescale: Boolean(o.diverging), zmid: o.diverging ? 0 : undefined,
-  };
-  plotly().react(el, [trace], {
-    ...base, title: { text: o.title, font: { size: 12 } }, height: o.height ?? 420,
-    margin: { l: o.rowLabels ? 90 : 50, r: 10, t: 28, b: o.colLabels ? 90 : 40 },
-    xaxis: { ...base.xaxis, ...(o.colLabels ? ticks(cl) : {}), tickangle: o.colLabels ? -60 : 0 },
-    yaxis: { ...base.yaxis, ...(o.rowLabels ? ticks(rl) : {}), autorange: "reversed" },
-  }, CONFIG);
+  await drawHistogram(el, histogramBars(s.histogram),
+    s.histogram.sampled ? `histogram (sample of ${s.histogram.sample_size})` : "histogram");
 }
 
 /**
@@ -231,7 +170,7 @@ function renderTensor(root, t) {
     const pooled = factors.some((/** @type {number} */ f) => f > 1);
     replace(note, pooled ? `Block means of ${factors.join(" x ")} elements (the capture was pooled to fit).` : "");
     const s = t.summary;
-    heatmap(chart, z, { title: `dims (${dims[0]}, ${dims[1]})`, diverging: (s.min ?? 0) < 0 && (s.max ?? 0) > 0 });
+    drawHeatmap(chart, z, { title: `dims (${dims[0]}, ${dims[1]})`, diverging: (s.min ?? 0) < 0 && (s.max ?? 0) > 0 });
   };
   const pickers = () => {
     const others = preview.shape.map((_, d) => d).filter((d) => d !== dims[0] && d !== dims[1]);
@@ -273,9 +212,7 @@ function draw1d(chart, note, a, pool) {
   }
   const f = pool[0] ?? 1;
   replace(note, f > 1 ? `Block means of ${f} elements.` : "");
-  const base = themed();
-  plotly().react(chart, [{ type: "scatter", mode: "lines", x: Array.from(a.values, (_, i) => i * f),
-    y: slice2d(a, [0, 0], [])[0], line: { width: 1 } }], { ...base, height: 300 }, CONFIG);
+  drawValues(chart, Array.from(a.values, (_, i) => i * f), slice2d(a, [0, 0], [])[0]);
 }
 
 /**
@@ -314,8 +251,8 @@ function renderAttention(root, t) {
   function select(l, k) {
     for (const c of cells) c.classList.toggle("selected", c.dataset.layer === String(l) && c.dataset.head === String(k));
     const labels = { rowLabels: v.query_labels, colLabels: v.key_labels, zmin: 0 };
-    heatmap(zoom, matrixAt(heads, l * v.heads + k), { ...labels, title: `layer ${l}, head ${k}` });
-    heatmap(avg, matrixAt(average, l), { ...labels, title: `layer ${l}, average of ${v.heads} heads` });
+    drawHeatmap(zoom, matrixAt(heads, l * v.heads + k), { ...labels, title: `layer ${l}, head ${k}` });
+    drawHeatmap(avg, matrixAt(average, l), { ...labels, title: `layer ${l}, average of ${v.heads} heads` });
   }
   const pooled = v.group[0] > 1 || v.group[1] > 1;
   replace(root,
@@ -329,7 +266,7 @@ function renderAttention(root, t) {
     h("div.att-views", null, zoom, avg, rollout ? roll : h("div.empty", null, "No rollout: queries and keys differ (cross-attention or a cached decoder step).")));
   select(0, 0);
   if (rollout) {
-    heatmap(roll, matrixAt(rollout, 0), { rowLabels: v.query_labels, colLabels: v.key_labels, zmin: 0,
+    drawHeatmap(roll, matrixAt(rollout, 0), { rowLabels: v.query_labels, colLabels: v.key_labels, zmin: 0,
       title: `rollout over ${v.layers} layers (Abnar & Zuidema)` });
   }
 }
