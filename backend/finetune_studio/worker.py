@@ -42,6 +42,7 @@ def precision_args(precision: str) -> dict[str, bool]:
 
 
 def training_arguments(spec: JobSpec, job_dir: Path, task_args: dict[str, Any]) -> Any:
+    import torch
     from transformers import Seq2SeqTrainingArguments
 
     t = spec.training
@@ -55,10 +56,16 @@ def training_arguments(spec: JobSpec, job_dir: Path, task_args: dict[str, Any]) 
         weight_decay=t.weight_decay, lr_scheduler_type=t.lr_scheduler_type, seed=t.seed,
         logging_steps=t.logging_steps, logging_first_step=True, eval_strategy=t.eval_strategy,
         eval_steps=t.eval_steps, save_strategy=t.save_strategy, save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit, gradient_checkpointing=t.gradient_checkpointing,
+        save_total_limit=t.save_total_limit,
         report_to="none", disable_tqdm=True, logging_nan_inf_filter=False, remove_unused_columns=False,
         dataloader_num_workers=0,
+        # Pinned memory speeds up copies to a CUDA device only; without one PyTorch warns at every epoch.
+        dataloader_pin_memory=torch.cuda.is_available(),
         warmup_steps=warmup, **precision_args(t.precision))
+    if t.gradient_checkpointing:
+        # transformers 5 renamed gradient_checkpointing (a deprecated alias now). Passed only when asked for:
+        # a set activation_checkpointing would silently override a `gradient_checkpointing` in training.args.
+        args["activation_checkpointing"] = True
     args.update(task_args)
     args.update(t.args)
     # Seq2SeqTrainingArguments is TrainingArguments plus generation options: one class serves all tasks.
