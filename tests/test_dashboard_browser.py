@@ -86,6 +86,38 @@ def test_theme_comes_from_the_query(server: RunningServer, page: Any) -> None:
     assert background == "rgb(30, 31, 34)"
 
 
+# -- a narrow tool window -----------------------------------------------------------------------
+
+TOP_BAR = """() => [...document.querySelectorAll('.topbar a')].map((a) => {
+  const r = a.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return {text: a.textContent.trim(), left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+          reachable: r.width > 0 && r.height > 0 && Boolean(hit) && a.contains(hit)};
+})"""
+
+
+@pytest.mark.parametrize("width", [520, 400])
+def test_narrow_tool_window_keeps_every_top_level_entry_reachable(
+        server: RunningServer, page: Any, width: int) -> None:
+    """At a tool-window width of 520 px the top bar dropped the Tensors entry (issue 17)."""
+    page.set_viewport_size({"width": width, "height": 700})
+    open_dashboard(page, server.url, server.token)
+    entries = page.evaluate(TOP_BAR)
+    assert [e["text"] for e in entries] == ["Fine-Tune Studio", "Jobs", "Compare", "Tensors", "New job"]
+    for e in entries:
+        assert e["reachable"], f"{e['text']} cannot be clicked: {e}"
+        assert 0 <= e["left"] and e["right"] <= width and e["bottom"] <= 120, f"{e['text']} is out of sight: {e}"
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width, "the page scrolls sideways"
+
+    topbar = page.locator(".topbar")
+    for text, shown in [("Tensors", ".tensor-list"), ("Compare", "#view-compare h1"), ("New job", "#view-new form"),
+                        ("Jobs", "#job-list-empty")]:
+        topbar.get_by_role("link", name=text, exact=True).click()
+        expect(page.locator(shown)).to_be_visible()
+        for e in page.evaluate(TOP_BAR):
+            assert e["reachable"] and e["right"] <= width, f"on {text}, {e['text']} is out of reach: {e}"
+
+
 # -- a live job ---------------------------------------------------------------------------------
 
 def test_live_job_charts_grow_and_the_page_follows_it_to_completed(
@@ -213,6 +245,36 @@ def test_smoothing_changes_the_drawn_values_and_keeps_the_raw_line(
     assert smooth["y"][0] == pytest.approx(raw["y"][0])  # debiased: the first point is not pulled to 0
     spread = lambda ys: max(ys) - min(ys)  # noqa: E731
     assert spread(smooth["y"][5:]) < spread(raw["y"][5:])
+
+
+def test_smoothing_is_for_noisy_series_and_each_chart_keeps_its_choice(
+        studio: RunningServer, trained_job: str, page: Any) -> None:
+    """The learning rate was smoothed like the loss: at step 60 of the seed's warm-up the line showed
+    5e-6 where the schedule was at 6e-6 (issue 17). Losses and gradient norms are smoothed by default,
+    the rest draws raw; a chart's box overrides that and the choice survives a reload."""
+    open_dashboard(page, studio.url, studio.token, f"#job={trained_job}")
+    page.locator("#smoothing").fill("0.9")
+    traces = lambda name: len((chart(page, name) or {"traces": []})["traces"])  # noqa: E731
+    wait_until(lambda: traces("train/loss") == 2 and traces("train/grad_norm") == 2, 10,
+               what="smoothed loss and gradient norm")
+    lr = wait_until(lambda: chart(page, "train/learning_rate"), 10, what="the learning-rate chart")
+    assert len(lr["traces"]) == 1, "the learning rate is smoothed"
+    assert lr["traces"][0]["opacity"] == 1
+    assert lr["traces"][0]["y"] == studio.client.metrics(
+        trained_job, names="train/learning_rate", max_points=100_000)["series"]["train/learning_rate"]["value"]
+    toggle = lambda name: page.locator(f'.smooth-toggle[data-series="{name}"]')  # noqa: E731
+    expect(toggle("train/learning_rate")).not_to_be_checked()
+    expect(toggle("train/loss")).to_be_checked()
+
+    toggle("train/learning_rate").check()
+    toggle("train/loss").uncheck()
+    wait_until(lambda: traces("train/learning_rate") == 2 and traces("train/loss") == 1, 10,
+               what="the charts following their boxes")
+    page.reload()
+    wait_until(lambda: chart(page, "train/learning_rate") and chart(page, "train/loss"), 10, what="charts redrawn")
+    assert (traces("train/learning_rate"), traces("train/loss"), traces("train/grad_norm")) == (2, 1, 2)
+    expect(toggle("train/learning_rate")).to_be_checked()
+    expect(toggle("train/loss")).not_to_be_checked()
 
 
 def test_log_scale_switches_the_axis(studio: RunningServer, trained_job: str, page: Any) -> None:

@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import {
   appendPoint, chartOrder, downsampleMinMax, emaSmooth, emptySeries, lowerBound, mergeHistory,
-  SeriesBuffer, toCsv, xValues,
+  SeriesBuffer, smoothedByDefault, toCsv, xValues,
 } from "../../backend/finetune_studio/dashboard/series.js";
 
 /** @param {number[]} steps @param {(s: number) => number|null} [f] */
@@ -170,4 +170,12 @@ test("a replay over a downsampled history keeps its shape and updates the steps 
   for (let step = 0; step <= 120; step++) b.add(step, -step, 0);
   assert.deepEqual(b.data.step, [0, 50, 100, ...Array.from({ length: 20 }, (_, i) => 101 + i)]);
   assert.equal(b.data.value[1], -50);
+});
+
+test("only noisy series are smoothed by default: losses and gradient norms, not schedules or counters", () => {
+  for (const name of ["train/loss", "train/grad_norm", "train/aux_loss", "loss"]) assert.ok(smoothedByDefault(name), name);
+  for (const name of ["train/learning_rate", "train/epoch", "eval/loss", "eval/accuracy", "train/train_runtime",
+    "train/train_samples_per_second", "system/gpu0_utilization", "train/num_input_tokens_seen"]) {
+    assert.ok(!smoothedByDefault(name), name);
+  }
 });

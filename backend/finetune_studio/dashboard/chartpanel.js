@@ -1,34 +1,43 @@
 // @ts-check
 /**
  * The Charts tab of a job: one chart per series (train loss first), the controls shared by all of
- * them (smoothing, y scale, x axis, reset zoom, CSV), and the redraw of what changed since the last
- * animation frame. Clicking a point of the train loss opens that step's batch.
+ * them (smoothing weight, y scale, x axis, reset zoom, CSV), a "smoothed" box per chart, and the
+ * redraw of what changed since the last animation frame. Clicking a point of the train loss opens
+ * that step's batch.
  */
 
 import { drawSeries, onPointClick, resetZoom } from "./charts.js";
 import { seriesTitle } from "./format.js";
 import { download, h, replace } from "./html.js";
-import { chartOrder, toCsv } from "./series.js";
+import { chartOrder, smoothedByDefault, toCsv } from "./series.js";
 
 /** @typedef {import("./feed.js").JobFeed} JobFeed */
-/** @typedef {{smoothing: number, yLog: boolean, xMode: import("./series.js").XMode}} ChartSettings */
+/**
+ * `smooth`: the charts whose box the user ticked or unticked, by series name; the others follow
+ * `smoothedByDefault`. Kept in localStorage, so the choice holds for every job and across reloads.
+ * @typedef {{smoothing: number, yLog: boolean, xMode: import("./series.js").XMode,
+ *   smooth: Record<string, boolean>}} ChartSettings
+ */
 
 const SETTINGS_KEY = "fts.charts";
 const FRAME_BUDGET_MS = 40;
 
 /** @returns {ChartSettings} */
 function loadSettings() {
-  const fallback = { smoothing: 0.6, yLog: false, xMode: /** @type {const} */ ("step") };
+  const fallback = { smoothing: 0.6, yLog: false, xMode: /** @type {const} */ ("step"), smooth: {} };
+  let saved;
   try {
-    const saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? "{}");
-    return {
-      smoothing: typeof saved.smoothing === "number" ? saved.smoothing : fallback.smoothing,
-      yLog: Boolean(saved.yLog),
-      xMode: ["step", "relative", "wall"].includes(saved.xMode) ? saved.xMode : fallback.xMode,
-    };
+    saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? "{}");
   } catch {
-    return fallback;
+    return fallback; // hand-edited or from another app on this origin: start over
   }
+  const smooth = Object.fromEntries(Object.entries(saved.smooth ?? {}).filter(([, v]) => typeof v === "boolean"));
+  return {
+    smoothing: typeof saved.smoothing === "number" ? saved.smoothing : fallback.smoothing,
+    yLog: Boolean(saved.yLog),
+    xMode: ["step", "relative", "wall"].includes(saved.xMode) ? saved.xMode : fallback.xMode,
+    smooth,
+  };
 }
 
 /** A series name as an element id: "train/loss" -> "chart-train-loss". @param {string} name */
@@ -90,8 +99,9 @@ export class ChartPanel {
       this.changed();
     });
     return h("div.toolbar", null,
-      h("label", { title: "exponential moving average, debiased as in TensorBoard; the raw line stays faint" },
-        "Smoothing", slider, smoothingValue),
+      h("label", { title: "exponential moving average, debiased as in TensorBoard, of the charts whose " +
+        "\"smoothed\" box is ticked (losses and gradient norms unless you change it); the raw line stays drawn" },
+      "Smoothing", slider, smoothingValue),
       h("label", null, "Y", yScale),
       h("label", null, "X", xMode),
       h("button", { id: "reset-zoom", type: "button", onclick: () => resetZoom(this.grid) }, "Reset zoom"),
@@ -109,6 +119,24 @@ export class ChartPanel {
     this.hooks.requestDraw();
   }
 
+  /** @param {string} name */
+  smoothed(name) {
+    return this.settings.smooth[name] ?? smoothedByDefault(name);
+  }
+
+  /**
+   * @param {string} name
+   * @param {boolean} on
+   */
+  setSmoothed(name, on) {
+    if (on === smoothedByDefault(name)) delete this.settings.smooth[name];
+    else this.settings.smooth[name] = on;
+    localStorage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
+    this.dirty.add(name);
+    this.drawnVersion.delete(name);
+    this.hooks.requestDraw();
+  }
+
   /** @param {Iterable<string>} names series that gained points */
   markDirty(names) {
     for (const name of names) if (name !== "train/epoch") this.dirty.add(name);
@@ -119,7 +147,12 @@ export class ChartPanel {
     let el = this.charts.get(name);
     if (el) return el;
     el = h("div.chart", { id: chartId(name), "data-series": name });
-    const card = h("div.chart-card", { "data-series": name }, el, h("div.note"));
+    const toggle = /** @type {HTMLInputElement} */ (h("input.smooth-toggle", {
+      type: "checkbox", "data-series": name, checked: this.smoothed(name) }));
+    toggle.addEventListener("change", () => this.setSmoothed(name, toggle.checked));
+    const card = h("div.chart-card", { "data-series": name }, el,
+      h("div.chart-foot", null, h("div.note"), h("label.smooth-label", { title: "draw a smoothed line over the raw one" },
+        toggle, "smoothed")));
     this.charts.set(name, el);
     const order = chartOrder([...this.charts.keys()]);
     const before = order[order.indexOf(name) + 1];
@@ -156,13 +189,13 @@ export class ChartPanel {
       const el = this.card(name);
       const first = !el.classList.contains("js-plotly-plot");
       await drawSeries(el, {
-        title: seriesTitle(name), series: buffer.data, smoothing: this.settings.smoothing,
+        title: seriesTitle(name), series: buffer.data, smoothing: this.smoothed(name) ? this.settings.smoothing : 0,
         yLog: this.settings.yLog, xMode: this.settings.xMode, origin, revision: this.revision,
         filename: `${job.name || job.id}-${name.replace("/", "-")}`,
       });
       if (first && name === "train/loss") onPointClick(el, (step) => this.hooks.onStepClick(step));
       const total = this.feed.totalPoints[name];
-      const note = /** @type {HTMLElement} */ (el.nextElementSibling);
+      const note = /** @type {HTMLElement} */ (el.parentElement?.querySelector(".note"));
       note.textContent = total && total > buffer.length
         ? `${total.toLocaleString()} points logged; ${buffer.length.toLocaleString()} kept here (older ones bucketed, spikes kept)`
         : name === "train/loss" && job.kind === "managed" ? "click a point to see the batch of that step" : "";

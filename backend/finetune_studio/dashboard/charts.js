@@ -137,28 +137,35 @@ export async function drawSeries(el, chart) {
 }
 
 /**
- * Overlay one metric of several jobs, each in its own colour, with a legend.
+ * Overlay one metric of several jobs, each in its own colour, with a legend. With smoothing, each job's
+ * raw line stays drawn, faint, under its smoothed one (one legend entry for both).
  * @param {PlotElement} el
  * @param {{name: string, series: SeriesData, origin: number}[]} lines
  * @param {{title: string, smoothing: number, yLog: boolean, xMode: XMode, revision: number}} options
  */
 export async function drawCompare(el, lines, options) {
   const t = theme();
-  const traces = lines.map((line, i) => {
+  const smoothing = options.smoothing > 0;
+  const traces = lines.flatMap((line, i) => {
     const color = t.palette[i % t.palette.length];
-    const values = options.smoothing > 0 ? emaSmooth(line.series.value, options.smoothing) : line.series.value;
-    const drawn = downsampleMinMax({ ...line.series, value: values }, 2000);
-    return {
-      type: "scatter", mode: mode(drawn.step.length), name: line.name,
-      x: xValues(drawn, options.xMode, line.origin), y: drawn.value, customdata: drawn.step,
-      line: { color, width: 2 }, marker: { color, size: 5 },
-      hovertemplate: `${escapeTemplate(line.name)}<br>step %{customdata}<br>%{y:.5g}<extra></extra>`,
+    const hovertemplate = `${escapeTemplate(line.name)}<br>step %{customdata}<br>%{y:.5g}<extra></extra>`;
+    /** @param {SeriesData} series @param {boolean} faint */
+    const trace = (series, faint) => {
+      const drawn = downsampleMinMax(series, 2000);
+      return {
+        type: "scatter", mode: faint ? "lines" : mode(drawn.step.length), name: line.name, legendgroup: String(i),
+        showlegend: !faint, opacity: faint ? 0.3 : 1, hovertemplate,
+        x: xValues(drawn, options.xMode, line.origin), y: drawn.value, customdata: drawn.step,
+        line: { color, width: faint ? 1 : 2 }, marker: { color, size: 5 },
+      };
     };
+    if (!smoothing) return [trace(line.series, false)];
+    return [trace(line.series, true), trace({ ...line.series, value: emaSmooth(line.series.value, options.smoothing) }, false)];
   });
   const layout = { ...baseLayout(options.xMode, options.title, options.yLog, options.revision), height: 380,
     showlegend: true, legend: { orientation: "h", y: -0.2 } };
   await (await loadPlotly()).react(el, traces, layout, config("compare"));
-  el.dataset.traces = String(traces.length);
+  el.dataset.traces = String(lines.length);
 }
 
 /** @param {string} text */

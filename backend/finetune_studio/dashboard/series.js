@@ -47,6 +47,19 @@ export function emaSmooth(values, weight) {
 }
 
 /**
+ * Whether a chart is smoothed unless the user ticks it otherwise: noisy per-batch measurements, the
+ * training losses and gradient norms. Not schedules (the learning rate: a smoothed warm-up lags the
+ * real one), counters (epoch, runtimes, throughput), the machine's gauges, nor evaluations, each point
+ * of which is already a mean over the whole eval set.
+ * @param {string} name
+ */
+export function smoothedByDefault(name) {
+  if (name.startsWith("eval/") || name.startsWith("system/")) return false;
+  const base = name.slice(name.indexOf("/") + 1);
+  return /loss|grad_norm/.test(base) && !/(runtime|per_second|steps_per|samples_per)/.test(base);
+}
+
+/**
  * Index of the first point whose step is >= `step` (binary search; steps are sorted).
  * @param {number[]} steps
  * @param {number} step
