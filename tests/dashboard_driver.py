@@ -81,10 +81,10 @@ def open_dashboard(page: Any, url: str, token: str, hash_: str = "", theme: str 
     page.wait_for_selector("#job-list-loading", state="hidden")
 
 
-def open_attached_run(client: StudioClient, name: str, losses: list[float], config: dict[str, Any] | None = None,
-                      start: float | None = None) -> str:
+def open_attached_run(client: StudioClient, name: str, losses: list[float],
+                      training_args: dict[str, Any] | None = None, start: float | None = None) -> str:
     """An attached run (what a user's script with StudioCallback creates) with a train loss per step."""
-    job = client.request("POST", "/api/runs", json={"name": name, "config": config or {}})
+    job = client.request("POST", "/api/runs", json={"name": name, "training_args": training_args or {}})
     t0 = start if start is not None else time.time() - len(losses)
     events = [{"seq": i + 1, "type": "metric", "time": t0 + i, "data": {"step": i + 1, "values": {"train/loss": v}}}
               for i, v in enumerate(losses)]

@@ -324,7 +324,7 @@ def test_job_page_screenshot(studio: RunningServer, trained_job: str, page: Any,
 def test_compare_overlays_two_jobs_and_diffs_their_specs(
         studio: RunningServer, trained_job: str, page: Any) -> None:
     other = open_attached_run(studio.client, "script run", [1.0 / math.sqrt(s) for s in range(1, 31)],
-                              config={"learning_rate": 5e-5})
+                              training_args={"learning_rate": 5e-5})
     open_dashboard(page, studio.url, studio.token, f"#compare={trained_job},{other}")
     wait_until(lambda: page.evaluate("() => document.getElementById('compare-chart')?.dataset.traces") == "2", 10,
                what="two overlaid traces")
@@ -332,8 +332,26 @@ def test_compare_overlays_two_jobs_and_diffs_their_specs(
     assert names[0].startswith("trained") and names[1].startswith("script run")
     legend = page.locator("#compare-chart .legendtext")
     expect(legend).to_have_count(2)
-    expect(page.locator("#spec-diff table")).to_contain_text("config.learning_rate")
+    # the attached run has no spec (null): its TrainingArguments stand in
+    expect(page.locator("#spec-diff table")).to_contain_text("training_args.learning_rate")
+    expect(page.locator("#spec-diff table")).to_contain_text("training.learning_rate")
     # unticking one leaves one line
     page.locator(f'#compare-pick input[value="{other}"]').uncheck()
     wait_until(lambda: page.evaluate("() => document.getElementById('compare-chart')?.dataset.traces") == "1", 10,
                what="one trace left")
+
+
+def test_attached_runs_config_tab_shows_its_training_arguments(studio: RunningServer, page: Any) -> None:
+    """An attached run has no spec (null on the wire): its Config tab showed an empty finetune.toml
+    instead of the TrainingArguments the script ran with (issue 17)."""
+    run = open_attached_run(studio.client, "args run", [1.0, 0.5],
+                            training_args={"learning_rate": 5e-5, "num_train_epochs": 3, "fp16": False,
+                                           "lr_scheduler_type": "linear", "hub_model_id": None})
+    open_dashboard(page, studio.url, studio.token, f"#job={run}&tab=config")
+    args = page.locator("#training-args")
+    expect(args.locator('td[data-arg="learning_rate"]')).to_have_text("0.00005")
+    expect(args.locator('td[data-arg="num_train_epochs"]')).to_have_text("3")
+    expect(args.locator('td[data-arg="fp16"]')).to_have_text("False")
+    expect(args.locator('td[data-arg="lr_scheduler_type"]')).to_have_text("linear")
+    expect(args.locator('td[data-arg="hub_model_id"]')).to_have_text("None")
+    expect(page.locator("#spec-toml")).to_have_count(0)

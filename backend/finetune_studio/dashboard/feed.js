@@ -25,7 +25,7 @@ import { SeriesBuffer } from "./series.js";
  *   training_args: Record<string, string|number|boolean|null>|null}} Job
  *   spec: the JobSpec of a managed job, null for an attached run, which carries the TrainingArguments
  *   its script ran with (`training_args`) instead.
- * @typedef {{seq: number, time: number, stream: "stdout"|"stderr"|"studio", text: string}} LogLine
+ * @typedef {{seq: number, time: number, stream: "stdout"|"stderr", text: string}} LogLine
  * @typedef {{seq: number, type: string, time: number, data: any}} StreamEvent
  * @typedef {{step: number, values: Record<string, number|null>, confusion_matrix?: number[][],
  *   labels?: string[], per_class?: Record<string, {precision: number, recall: number, f1: number,

@@ -279,7 +279,17 @@ export class JobPage {
         : [h("h2", null, "TrainingArguments of the script"),
           args.length
             ? h("table", { id: "training-args" }, h("tbody", null, args.map(([k, v]) =>
-              row(k, v === null ? "None" : String(v), { "data-arg": k }))))
+              row(k, pythonValue(v), { "data-arg": k }))))
             : h("div.empty", { id: "training-args" }, "The script reported no TrainingArguments.")]);
   }
+}
+
+/**
+ * A TrainingArguments value as the script's author wrote it in Python.
+ * @param {string|number|boolean|null} value
+ */
+function pythonValue(value) {
+  if (value === null) return "None";
+  if (typeof value === "boolean") return value ? "True" : "False";
+  return String(value);
 }

@@ -1,7 +1,7 @@
 // @ts-check
 /**
- * The Logs tab: the job's stdout/stderr and the studio's own notes, following live (while scrolled to
- * the bottom), searchable, with errors highlighted. Only the lines the feed keeps are in the DOM.
+ * The Logs tab: the job's stdout and stderr, following live (while scrolled to the bottom), searchable,
+ * with errors highlighted. Only the lines the feed keeps are in the DOM.
  */
 
 import { h, replace } from "./html.js";
