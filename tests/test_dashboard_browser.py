@@ -355,3 +355,30 @@ def test_attached_runs_config_tab_shows_its_training_arguments(studio: RunningSe
     expect(args.locator('td[data-arg="lr_scheduler_type"]')).to_have_text("linear")
     expect(args.locator('td[data-arg="hub_model_id"]')).to_have_text("None")
     expect(page.locator("#spec-toml")).to_have_count(0)
+
+
+ZOOM = "(range) => Plotly.relayout(document.getElementById('chart-train-loss'), {'xaxis.range': range})"
+
+
+def test_zooming_in_asks_the_server_for_the_range_and_draws_its_raw_points(studio: RunningServer, page: Any) -> None:
+    """The page keeps buckets of a long run; zooming in only magnified them. It now asks the server for
+    the visible steps again and draws the raw points (issue 12)."""
+    losses = [1.0 + 0.1 * math.sin(s / 7) + (s % 3) * 0.01 for s in range(1, 20_001)]
+    run = open_attached_run(studio.client, "long run", losses)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/metrics?" in r.url else None)
+    open_dashboard(page, studio.url, studio.token, f"#job={run}")
+    wait_until(lambda: chart(page, "train/loss"), 20, what="the loss chart")
+    assert len(kept_steps(page, "train/loss")) < 5000, "the page should hold buckets of the 20,000 points"
+
+    def drawn_in(lo: int, hi: int) -> list[tuple[int, float]]:
+        raw = (chart(page, "train/loss") or {"traces": [{"steps": [], "y": []}]})["traces"][0]
+        return [(s, y) for s, y in zip(raw["steps"], raw["y"], strict=True) if lo <= s <= hi]
+
+    page.evaluate(ZOOM, [10_000, 10_100])
+    expected = [(s, losses[s - 1]) for s in range(10_000, 10_101)]
+    wait_until(lambda: drawn_in(10_000, 10_100) == expected, 20, what="the raw points of steps 10000-10100")
+    assert any("from_step=10000" in url and "to_step=10100" in url for url in asked), asked
+
+    page.click("#reset-zoom")
+    wait_until(lambda: len(drawn_in(10_000, 10_100)) < 50, 10, what="the whole run again after Reset zoom")

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  appendPoint, chartOrder, downsampleMinMax, emaSmooth, emptySeries, lowerBound, mergeHistory,
-  SeriesBuffer, smoothedByDefault, toCsv, xValues,
+  appendPoint, chartOrder, downsampleAround, downsampleMinMax, emaSmooth, emptySeries, lowerBound, mergeHistory,
+  SeriesBuffer, smoothedByDefault, spliceRange, toCsv, xValues,
 } from "../../backend/finetune_studio/dashboard/series.js";
 
 /** @param {number[]} steps @param {(s: number) => number|null} [f] */
@@ -178,4 +178,29 @@ test("only noisy series are smoothed by default: losses and gradient norms, not 
     "train/train_samples_per_second", "system/gpu0_utilization", "train/num_input_tokens_seen"]) {
     assert.ok(!smoothedByDefault(name), name);
   }
+});
+
+/** @param {number[]} steps @param {number} [scale] */
+const seriesOf = (steps, scale = 1) => ({ step: steps, value: steps.map((s) => s * scale), time: steps.map((s) => 1000 + s) });
+
+test("a zoomed range takes the server's exact points and keeps the page's elsewhere and after them", () => {
+  const kept = seriesOf([0, 10, 20, 30, 40, 50, 60]); // bucketed history
+  const fetched = seriesOf([19, 20, 21, 22, 23, 24, 25], 2); // the server's raw points of 18..32
+  const out = spliceRange(kept, fetched, 18, 32);
+  assert.deepEqual(out.step, [0, 10, 19, 20, 21, 22, 23, 24, 25, 30, 40, 50, 60]);
+  assert.deepEqual(out.value.slice(2, 9), [38, 40, 42, 44, 46, 48, 50]);
+  assert.equal(out.value[9], 30); // 30 arrived live after the fetch: the page's point stays
+  assert.deepEqual(out.time, out.step.map((s) => 1000 + s));
+  // nothing fetched (yet): the page's points stay
+  assert.deepEqual(spliceRange(kept, seriesOf([]), 15, 45).step, [0, 10, 20, 30, 40, 50, 60]);
+});
+
+test("a zoomed chart spends its point budget on the visible range", () => {
+  const steps = Array.from({ length: 10000 }, (_, i) => i);
+  const out = downsampleAround(seriesOf(steps), 5000, 5099, 400);
+  const visible = out.step.filter((s) => s >= 5000 && s <= 5099);
+  assert.deepEqual(visible, steps.slice(5000, 5100)); // exact: 100 points fit in 400
+  assert.ok(out.step.length < 400 + 100 + 10, `${out.step.length} points`);
+  assert.equal(out.step[0], 0);
+  assert.equal(out.step.at(-1), 9999);
 });

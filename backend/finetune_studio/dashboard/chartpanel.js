@@ -6,12 +6,17 @@
  * that step's batch.
  */
 
-import { drawSeries, onPointClick, resetZoom } from "./charts.js";
+import { drawSeries, onPointClick, onZoom, resetZoom } from "./charts.js";
 import { seriesTitle } from "./format.js";
 import { download, h, replace } from "./html.js";
-import { chartOrder, smoothedByDefault, toCsv } from "./series.js";
+import { chartOrder, smoothedByDefault, spliceRange, toCsv } from "./series.js";
 
 /** @typedef {import("./feed.js").JobFeed} JobFeed */
+/** @typedef {import("./series.js").SeriesData} SeriesData */
+/**
+ * A chart zoomed to steps from..to, and the server's points of that range once they came.
+ * @typedef {{from: number, to: number, points: SeriesData|null}} Zoom
+ */
 /**
  * `smooth`: the charts whose box the user ticked or unticked, by series name; the others follow
  * `smoothedByDefault`. Kept in localStorage, so the choice holds for every job and across reloads.
@@ -21,6 +26,8 @@ import { chartOrder, smoothedByDefault, toCsv } from "./series.js";
 
 const SETTINGS_KEY = "fts.charts";
 const FRAME_BUDGET_MS = 40;
+/** A zoom waits this long for the next one (a pan or a scroll sends many) before asking the server. */
+const ZOOM_SETTLE_MS = 150;
 
 /** @returns {ChartSettings} */
 function loadSettings() {
@@ -49,7 +56,8 @@ export class ChartPanel {
   /**
    * @param {HTMLElement} root the tab panel
    * @param {JobFeed} feed
-   * @param {{onStepClick: (step: number) => void, requestDraw: () => void}} hooks
+   * @param {{onStepClick: (step: number) => void, requestDraw: () => void,
+   *   loadRange: (name: string, from: number, to: number, maxPoints: number) => Promise<SeriesData>}} hooks
    */
   constructor(root, feed, hooks) {
     this.root = root;
@@ -62,6 +70,10 @@ export class ChartPanel {
     this.dirty = new Set();
     /** @type {Map<string, number>} buffer version last drawn */
     this.drawnVersion = new Map();
+    /** @type {Map<string, Zoom>} charts zoomed in on a range of steps */
+    this.zooms = new Map();
+    /** @type {Map<string, ReturnType<typeof setTimeout>>} */
+    this.zoomTimers = new Map();
     this.revision = 1;
     this.visible = true;
     this.grid = h("div.charts", { id: "charts" });
@@ -96,6 +108,7 @@ export class ChartPanel {
     xMode.addEventListener("change", () => {
       s.xMode = /** @type {ChartSettings["xMode"]} */ (xMode.value);
       this.revision++; // a new x axis: forget the zoom
+      this.zooms.clear();
       this.changed();
     });
     return h("div.toolbar", null,
@@ -119,6 +132,37 @@ export class ChartPanel {
     this.hooks.requestDraw();
   }
 
+  /**
+   * The user zoomed (or panned) a chart to steps from..to, or autoscaled it (null). Once the zoom
+   * settles, ask the server for that range: where the page keeps only buckets of a long run, the
+   * server has every point, so a zoom in ends on raw points. Time axes are not zoomed by step.
+   * @param {string} name
+   * @param {[number, number]|null} range
+   */
+  zoom(name, range) {
+    clearTimeout(this.zoomTimers.get(name));
+    if (!range || this.settings.xMode !== "step") {
+      if (this.zooms.delete(name)) this.redrawChart(name);
+      return;
+    }
+    const zoom = { from: Math.max(0, Math.floor(range[0])), to: Math.ceil(range[1]), points: null };
+    this.zooms.set(name, zoom);
+    this.zoomTimers.set(name, setTimeout(async () => {
+      const el = this.charts.get(name);
+      const points = await this.hooks.loadRange(name, zoom.from, zoom.to, Math.max(400, 2 * (el?.clientWidth || 800)));
+      if (this.zooms.get(name) !== zoom) return; // zoomed elsewhere meanwhile
+      zoom.points = points;
+      this.redrawChart(name);
+    }, ZOOM_SETTLE_MS));
+  }
+
+  /** @param {string} name */
+  redrawChart(name) {
+    this.dirty.add(name);
+    this.drawnVersion.delete(name);
+    this.hooks.requestDraw();
+  }
+
   /** @param {string} name */
   smoothed(name) {
     return this.settings.smooth[name] ?? smoothedByDefault(name);
@@ -132,9 +176,7 @@ export class ChartPanel {
     if (on === smoothedByDefault(name)) delete this.settings.smooth[name];
     else this.settings.smooth[name] = on;
     localStorage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
-    this.dirty.add(name);
-    this.drawnVersion.delete(name);
-    this.hooks.requestDraw();
+    this.redrawChart(name);
   }
 
   /** @param {Iterable<string>} names series that gained points */
@@ -188,17 +230,25 @@ export class ChartPanel {
       this.drawnVersion.set(name, buffer.version);
       const el = this.card(name);
       const first = !el.classList.contains("js-plotly-plot");
+      const zoom = this.zooms.get(name);
       await drawSeries(el, {
-        title: seriesTitle(name), series: buffer.data, smoothing: this.smoothed(name) ? this.settings.smoothing : 0,
+        title: seriesTitle(name), smoothing: this.smoothed(name) ? this.settings.smoothing : 0,
+        series: zoom?.points ? spliceRange(buffer.data, zoom.points, zoom.from, zoom.to) : buffer.data,
+        visible: zoom ? [zoom.from, zoom.to] : null,
         yLog: this.settings.yLog, xMode: this.settings.xMode, origin, revision: this.revision,
         filename: `${job.name || job.id}-${name.replace("/", "-")}`,
       });
-      if (first && name === "train/loss") onPointClick(el, (step) => this.hooks.onStepClick(step));
+      if (first) {
+        onZoom(el, (range) => this.zoom(name, range));
+        if (name === "train/loss") onPointClick(el, (step) => this.hooks.onStepClick(step));
+      }
       const total = this.feed.totalPoints[name];
       const note = /** @type {HTMLElement} */ (el.parentElement?.querySelector(".note"));
-      note.textContent = total && total > buffer.length
-        ? `${total.toLocaleString()} points logged; ${buffer.length.toLocaleString()} kept here (older ones bucketed, spikes kept)`
-        : name === "train/loss" && job.kind === "managed" ? "click a point to see the batch of that step" : "";
+      note.textContent = zoom?.points
+        ? `steps ${zoom.from}–${zoom.to}: ${zoom.points.step.length.toLocaleString()} points from the server`
+        : total && total > buffer.length
+          ? `${total.toLocaleString()} points logged; ${buffer.length.toLocaleString()} kept here (older ones bucketed, spikes kept)`
+          : name === "train/loss" && job.kind === "managed" ? "click a point to see the batch of that step" : "";
       drawn.push(name);
       // tests and benchmarks watch this (benchmarks/bench_dashboard.py: on_log -> drawn)
       document.dispatchEvent(new CustomEvent("fts:drawn", {

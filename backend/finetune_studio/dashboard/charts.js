@@ -9,7 +9,7 @@
  * user's zoom; `resetZoom` changes the revision.
  */
 
-import { downsampleMinMax, emaSmooth, xValues } from "./series.js";
+import { downsampleAround, downsampleMinMax, emaSmooth, xValues } from "./series.js";
 
 /** @typedef {import("./series.js").SeriesData} SeriesData */
 /** @typedef {import("./series.js").XMode} XMode */
@@ -97,9 +97,11 @@ function config(filename) {
 }
 
 /**
+ * `visible`: the steps a zoomed chart shows, which get the whole point budget.
  * @typedef {{
  *   title: string, series: SeriesData, smoothing: number, yLog: boolean, xMode: XMode,
  *   origin: number, revision: number, filename: string, color?: string, maxDrawn?: number,
+ *   visible?: [number, number]|null,
  * }} SeriesChart
  */
 
@@ -112,7 +114,10 @@ export async function drawSeries(el, chart) {
   const t = theme();
   const color = chart.color ?? t.accent;
   const maxDrawn = chart.maxDrawn ?? Math.max(400, 2 * (el.clientWidth || 800));
-  const raw = downsampleMinMax(chart.series, maxDrawn);
+  const visible = chart.visible;
+  /** @param {SeriesData} series */
+  const thin = (series) => (visible ? downsampleAround(series, visible[0], visible[1], maxDrawn) : downsampleMinMax(series, maxDrawn));
+  const raw = thin(chart.series);
   const smoothing = chart.smoothing > 0;
   const traces = [{
     type: "scatter", mode: mode(raw.step.length), name: "raw",
@@ -123,7 +128,7 @@ export async function drawSeries(el, chart) {
   }];
   if (smoothing) {
     const full = chart.series;
-    const smooth = downsampleMinMax({ step: full.step, value: emaSmooth(full.value, chart.smoothing), time: full.time }, maxDrawn);
+    const smooth = thin({ step: full.step, value: emaSmooth(full.value, chart.smoothing), time: full.time });
     traces.push({
       type: "scatter", mode: smooth.step.length < 2 ? "markers" : "lines", name: "smoothed",
       x: xValues(smooth, chart.xMode, chart.origin), y: smooth.value, customdata: smooth.step,
@@ -277,6 +282,21 @@ export function onPointClick(el, handler) {
     const point = event?.points?.[0];
     const step = Number(point?.customdata ?? point?.x);
     if (Number.isFinite(step)) handler(step);
+  });
+}
+
+/**
+ * Call `handler([from, to])` when the user zooms or pans the x axis of a chart, `handler(null)` when
+ * it autoscales again (double click, Reset zoom).
+ * @param {PlotElement} el
+ * @param {(range: [number, number]|null) => void} handler
+ */
+export function onZoom(el, handler) {
+  el.on?.("plotly_relayout", (event) => {
+    if (event?.["xaxis.autorange"]) return handler(null);
+    const range = event?.["xaxis.range"] ?? [event?.["xaxis.range[0]"], event?.["xaxis.range[1]"]];
+    const [from, to] = range.map(Number);
+    if (Number.isFinite(from) && Number.isFinite(to)) handler([from, to]);
   });
 }
 

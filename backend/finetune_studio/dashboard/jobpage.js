@@ -17,6 +17,7 @@ import { formatDuration, formatValue, jobDuration, jobFraction } from "./format.
 import { badge, h, replace } from "./html.js";
 import { LogPanel } from "./logpanel.js";
 import { TABS } from "./route.js";
+import { emptySeries } from "./series.js";
 import { toToml } from "./specs.js";
 
 /** @typedef {import("./api.js").Api} Api */
@@ -128,6 +129,8 @@ export class JobPage {
         if (feed.job.kind === "managed") showBatch(this.deps.dialog, this.deps.api, id, step);
       },
       requestDraw: () => this.frames.request(),
+      loadRange: async (name, from, to, maxPoints) =>
+        (await this.deps.api.metrics(id, { names: [name], fromStep: from, toStep: to, maxPoints })).series[name] ?? emptySeries(),
     });
     this.logs = new LogPanel(this.panels.logs, feed);
     this.evaluation = new EvalPanel(this.panels.evaluation, feed);

@@ -183,6 +183,57 @@ export function downsampleMinMax(series, maxPoints) {
 }
 
 /**
+ * A series with the points of a zoomed range replaced by the server's points for that range (exact
+ * where the page kept only buckets). Outside [from, to] the page's points stay; inside, `fetched`'s,
+ * then any of the page's that arrived live after the fetched ones.
+ * @param {SeriesData} kept the page's points
+ * @param {SeriesData} fetched the server's points of steps from..to
+ * @param {number} from
+ * @param {number} to
+ * @returns {SeriesData}
+ */
+export function spliceRange(kept, fetched, from, to) {
+  const start = lowerBound(kept.step, from);
+  const end = lowerBound(kept.step, Math.floor(to) + 1);
+  const lastFetched = fetched.step.length ? fetched.step[fetched.step.length - 1] : -Infinity;
+  const live = Math.max(start, lowerBound(kept.step, lastFetched + 1));
+  const inFetched = [lowerBound(fetched.step, from), lowerBound(fetched.step, Math.floor(to) + 1)];
+  /** @param {(number|null)[]} a @param {(number|null)[]} b */
+  const join = (a, b) => [...a.slice(0, start), ...b.slice(inFetched[0], inFetched[1]), ...a.slice(live, end), ...a.slice(end)];
+  return {
+    step: /** @type {number[]} */ (join(kept.step, fetched.step)),
+    value: join(kept.value, fetched.value),
+    time: /** @type {number[]} */ (join(kept.time, fetched.time)),
+  };
+}
+
+/**
+ * Downsample to about `maxPoints` for a chart zoomed to steps [from, to]: the visible points get the
+ * whole budget (exact when they fit), the hidden ones on either side a quarter each (enough to pan).
+ * @param {SeriesData} series
+ * @param {number} from
+ * @param {number} to
+ * @param {number} maxPoints
+ * @returns {SeriesData}
+ */
+export function downsampleAround(series, from, to, maxPoints) {
+  const a = lowerBound(series.step, from);
+  const b = lowerBound(series.step, Math.floor(to) + 1);
+  /** @param {number} i @param {number} j */
+  const part = (i, j) => ({ step: series.step.slice(i, j), value: series.value.slice(i, j), time: series.time.slice(i, j) });
+  const parts = [
+    downsampleMinMax(part(0, a), Math.ceil(maxPoints / 4)),
+    downsampleMinMax(part(a, b), maxPoints),
+    downsampleMinMax(part(b, series.step.length), Math.ceil(maxPoints / 4)),
+  ];
+  return {
+    step: parts.flatMap((p) => p.step),
+    value: parts.flatMap((p) => p.value),
+    time: parts.flatMap((p) => p.time),
+  };
+}
+
+/**
  * The points of one series kept in the page, bounded: past `cap` points, everything but the newest
  * quarter is bucketed down to half the cap (min/max per bucket), so a run logging for days keeps the
  * page's memory flat while recent points stay exact.
