@@ -21,11 +21,10 @@ from typing import Any
 
 from .. import lora
 from ..errors import DataError
-from ..spec import JobSpec
-from . import EVAL_SAMPLES, Prepared
-from .data import cached_table, load_table, require_columns, split_train_eval, with_rows
+from ..spec import DataSpec, JobSpec
+from . import EVAL_SAMPLES, IGNORED, Prepared, load_tokenizer
+from .data import DataProblem, load_data, read_table, training_table
 
-IGNORED = -100
 SAMPLE_NEW_TOKENS = 64  # generated per eval sample: enough to read a response, cheap on a CPU
 
 
@@ -36,6 +35,33 @@ class Example:
     input_ids: list[int]
     labels: list[int]
     row: int
+
+
+def read(path: str, data: DataSpec) -> Any:
+    return read_table(path, data)
+
+
+def columns(data: DataSpec) -> dict[str, str | None]:
+    if (data.prompt_column is None) != (data.response_column is None):
+        given = "prompt_column" if data.prompt_column is not None else "response_column"
+        missing = "response_column" if given == "prompt_column" else "prompt_column"
+        raise DataProblem(f"data.{missing}", "give both data.prompt_column and data.response_column, or neither "
+                          "(and a text_column)", hint=f"data.{given} is set: set data.{missing} too, or remove it")
+    if data.prompt_column:
+        return {"prompt_column": data.prompt_column, "response_column": data.response_column}
+    return {"text_column": data.text_column}
+
+
+def check_rows(table: Any, path: str, data: DataSpec) -> None:
+    for key in columns(data):
+        for row, value in enumerate(table[getattr(data, key)]):
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(f"{path}, row {row + 1}: the {key.removesuffix('_column')} "
+                                f"({getattr(data, key)!r}) is empty", hint="fill in or remove that row")
+
+
+def label_names(train: Any, evaluation: Any | None, data: DataSpec) -> None:
+    return None  # no classes: the text is the target
 
 
 def render(tokenizer: Any, prompt: str, response: str) -> tuple[str, str]:
@@ -90,19 +116,11 @@ def build_examples(tokenizer: Any, split: Any, spec: JobSpec, path: str) -> list
     dropped = []
     for record in split:
         row = record["fts_row"]
-        if data.prompt_column:
+        if data.prompt_column:  # check_rows made sure that every value is a text
             prompt, response = record[data.prompt_column], record[data.response_column]
-            for key, value in (("prompt_column", prompt), ("response_column", response)):
-                if not isinstance(value, str) or not value.strip():
-                    raise DataError(f"{path}, row {row + 1}: the {key.removesuffix('_column')} "
-                                    f"({getattr(data, key)!r}) is empty", hint="fill in or remove that row")
             ids, labels = encode_pair(tokenizer, prompt, response, data.train_on_prompt)
         else:
-            text = record[data.text_column]
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{path}, row {row + 1}: the text ({data.text_column!r}) is empty",
-                                hint="fill in or remove that row")
-            ids, labels = encode_text(tokenizer, text)
+            ids, labels = encode_text(tokenizer, record[data.text_column])
         if not data.packing:
             ids, labels = ids[:data.max_length], labels[:data.max_length]
             if all(label == IGNORED for label in labels):
@@ -176,23 +194,12 @@ def generating_trainer(tokenizer: Any, prompts: list[tuple[str, str, list[int]]]
 
 def prepare(spec: JobSpec) -> Prepared:
     import datasets
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq
 
     data = spec.data
-    if (data.prompt_column is None) != (data.response_column is None):
-        raise DataError("give both data.prompt_column and data.response_column, or neither (and a text_column)",
-                        hint="prompt/response pairs need both columns")
-    table = load_table(data.train, data.format)
-    columns = ({"prompt_column": data.prompt_column, "response_column": data.response_column}
-               if data.prompt_column else {"text_column": data.text_column})
-    require_columns(table, data.train, **columns)
-    train, evaluation = split_train_eval(with_rows(table), data.eval, data.eval_fraction, spec.training.seed,
-                                         data.format)
-    if evaluation is not None and data.eval is not None:
-        require_columns(evaluation, data.eval, **columns)
-        evaluation = with_rows(evaluation)
-
-    tokenizer = AutoTokenizer.from_pretrained(spec.model)
+    loaded = load_data(spec)
+    train, evaluation = loaded.train, loaded.evaluation
+    tokenizer = load_tokenizer(spec)
     model = AutoModelForCausalLM.from_pretrained(spec.model, **lora.model_kwargs(spec))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # padding only fills batches: its labels are -100
@@ -219,7 +226,7 @@ def prepare(spec: JobSpec) -> Prepared:
 
 def describe_rows(spec: JobSpec, rows: list[int]) -> list[tuple[str, str | None]]:
     data = spec.data
-    picked = cached_table(data.train, data.format).select(rows)
+    picked = training_table(spec).select(rows)
     if data.prompt_column and data.response_column:
         return list(zip(picked[data.prompt_column], picked[data.response_column], strict=True))
     return [(text, None) for text in picked[data.text_column]]

@@ -20,7 +20,7 @@ import collections
 import json
 import re
 import string
-from functools import lru_cache
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +28,24 @@ import numpy as np
 
 from .. import lora
 from ..errors import DataError
-from ..spec import JobSpec
-from . import EVAL_SAMPLES, Prepared
-from .data import load_table, numbered_splits, require_columns
+from ..spec import DataSpec, JobSpec
+from . import EVAL_SAMPLES, Prepared, load_tokenizer
+from .data import load_data, load_table, read_text, training_table
 
 MAX_ANSWER_TOKENS = 30
 N_BEST = 20  # start and end candidates per window
 
 
-def _squad_rows(path: str, spec: JobSpec) -> list[dict[str, Any]] | None:
+def _squad_rows(path: str, data: DataSpec) -> list[dict[str, Any]] | None:
     """The rows of a SQuAD JSON file (articles -> paragraphs -> qas); None for any other file."""
     if Path(path).suffix.lower() != ".json":
         return None
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})",
-                        hint="re-save the file as UTF-8") from None
+        document = json.loads(read_text(path))
     except json.JSONDecodeError:
         return None  # JSON lines: a table
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         return None
-    data = spec.data
     rows: list[dict[str, Any]] = []
     for number, article in enumerate(document["data"]):
         try:
@@ -69,17 +65,22 @@ def _squad_rows(path: str, spec: JobSpec) -> list[dict[str, Any]] | None:
     return rows
 
 
-def read_split(path: str, spec: JobSpec) -> Any:
+def read(path: str, data: DataSpec) -> Any:
     import datasets
 
-    rows = _squad_rows(path, spec)
+    rows = _squad_rows(path, data)
     if rows is not None:
         return datasets.Dataset.from_list(rows)
-    data = spec.data
-    table = load_table(path, data.format)
-    require_columns(table, path, question_column=data.question_column, context_column=data.context_column,
-                    answers_column=data.answers_column)
-    return table
+    return load_table(path, data.format)
+
+
+def columns(data: DataSpec) -> dict[str, str | None]:
+    return {"question_column": data.question_column, "context_column": data.context_column,
+            "answers_column": data.answers_column}
+
+
+def label_names(train: Any, evaluation: Any | None, data: DataSpec) -> None:
+    return None  # no classes: an answer is a span of its context
 
 
 def answers_of(value: Any) -> tuple[list[str], list[int]]:
@@ -99,11 +100,10 @@ def answers_of(value: Any) -> tuple[list[str], list[int]]:
     return [str(t) for t in texts], [int(s) for s in starts]
 
 
-def check_rows(split: Any, path: str, spec: JobSpec) -> None:
+def check_rows(split: Any, path: str, data: DataSpec) -> None:
     """Every question and context is text and every answer is in its context at answer_start."""
-    data = spec.data
-    columns = zip(split[data.question_column], split[data.context_column], split[data.answers_column], strict=True)
-    for row, (question, context, answers) in enumerate(columns):
+    rows = zip(split[data.question_column], split[data.context_column], split[data.answers_column], strict=True)
+    for row, (question, context, answers) in enumerate(rows):
         where = f"{path}, row {row + 1}"
         for key, value in (("question_column", question), ("context_column", context)):
             if not isinstance(value, str) or not value.strip():
@@ -208,18 +208,33 @@ def squad_scores(predictions: list[str], references: list[list[str]]) -> tuple[f
     return float(np.mean(exact)) if exact else 0.0, float(np.mean(f1)) if f1 else 0.0
 
 
+def metrics(evaluation: Any, with_offsets: Any, data: DataSpec,
+            details: dict[str, Any]) -> Callable[[Any], dict[str, float]]:
+    """Exact match and F1 of the best span of each eval question (over its windows); samples to `details`."""
+    example_index, offsets = with_offsets["example_index"], with_offsets["offset_mapping"]
+    contexts, questions = evaluation[data.context_column], evaluation[data.question_column]
+    references = [answers_of(a)[0] for a in evaluation[data.answers_column]]
+    allow_empty = any(not golds for golds in references)
+
+    def compute_metrics(prediction: Any) -> dict[str, float]:
+        start_logits, end_logits = prediction.predictions[:2]
+        predicted = best_answers(start_logits, end_logits, example_index, offsets, contexts, allow_empty)
+        exact, f1 = squad_scores(predicted, references)
+        details["samples"] = [
+            {"input": questions[i], "prediction": predicted[i],
+             "reference": " | ".join(dict.fromkeys(references[i])) or "(no answer)"}
+            for i in range(min(EVAL_SAMPLES, len(predicted)))]
+        return {"exact_match": exact, "f1": f1}
+
+    return compute_metrics
+
+
 def prepare(spec: JobSpec) -> Prepared:
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
 
     data = spec.data
-    table, train, evaluation = numbered_splits(
-        data.train, data.eval, data.eval_fraction, spec.training.seed,
-        read=lambda path: read_split(path, spec), check=lambda split, path: check_rows(split, path, spec))
-
-    tokenizer = AutoTokenizer.from_pretrained(spec.model)
-    if not tokenizer.is_fast:
-        raise DataError(f"{spec.model}: its tokenizer is not a fast one, so answers cannot be mapped to tokens",
-                        hint="give a model folder with a tokenizer.json (a fast tokenizer)")
+    loaded = load_data(spec)
+    tokenizer = load_tokenizer(spec, fast_for="answers cannot be mapped to tokens")
     model = AutoModelForQuestionAnswering.from_pretrained(spec.model, **lora.model_kwargs(spec))
     room = data.max_length - tokenizer.num_special_tokens_to_add(pair=True)
 
@@ -242,44 +257,24 @@ def prepare(spec: JobSpec) -> Prepared:
         return split.map(encode, batched=True, with_indices=True, remove_columns=split.column_names,
                          fn_kwargs={"path": path}, desc="tokenizing")
 
-    train_features = tokenize(train, data.train).remove_columns(["example_index", "offset_mapping"])
-    eval_features = None
+    mapping_columns = ["example_index", "offset_mapping"]  # for compute_metrics; the model must not see them
     details: dict[str, Any] = {}
-    compute_metrics = None
-    if evaluation is not None:
-        with_offsets = tokenize(evaluation, data.eval or data.train)
-        example_index, offsets = with_offsets["example_index"], with_offsets["offset_mapping"]
-        eval_features = with_offsets.remove_columns(["example_index", "offset_mapping"])
-        contexts, questions = evaluation[data.context_column], evaluation[data.question_column]
-        references = [answers_of(a)[0] for a in evaluation[data.answers_column]]
-        allow_empty = any(not golds for golds in references)
-
-        def compute_metrics(prediction: Any) -> dict[str, float]:
-            start_logits, end_logits = prediction.predictions[:2]
-            predicted = best_answers(start_logits, end_logits, example_index, offsets, contexts, allow_empty)
-            exact, f1 = squad_scores(predicted, references)
-            details["samples"] = [
-                {"input": questions[i], "prediction": predicted[i],
-                 "reference": " | ".join(dict.fromkeys(references[i])) or "(no answer)"}
-                for i in range(min(EVAL_SAMPLES, len(predicted)))]
-            return {"exact_match": exact, "f1": f1}
-
+    eval_features = compute_metrics = None
+    if loaded.evaluation is not None:
+        with_offsets = tokenize(loaded.evaluation, data.eval or data.train)
+        eval_features = with_offsets.remove_columns(mapping_columns)
+        compute_metrics = metrics(loaded.evaluation, with_offsets, data, details)
     return Prepared(
-        model=model, tokenizer=tokenizer, train_dataset=train_features, eval_dataset=eval_features,
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
-        training_args={"label_names": ["start_positions", "end_positions"]},
+        model=model, tokenizer=tokenizer,
+        train_dataset=tokenize(loaded.train, data.train).remove_columns(mapping_columns),
+        eval_dataset=eval_features, data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics, training_args={"label_names": ["start_positions", "end_positions"]},
         eval_details=lambda: dict(details))
-
-
-@lru_cache(maxsize=4)
-def _table(spec_json: str) -> Any:
-    spec = JobSpec.model_validate_json(spec_json)
-    return read_split(spec.data.train, spec)
 
 
 def describe_rows(spec: JobSpec, rows: list[int]) -> list[tuple[str, str | None]]:
     data = spec.data
-    picked = _table(spec.model_dump_json()).select(rows)
+    picked = training_table(spec).select(rows)
     columns = zip(picked[data.question_column], picked[data.context_column], picked[data.answers_column], strict=True)
     described: list[tuple[str, str | None]] = []
     for question, context, answers in columns:

@@ -16,15 +16,20 @@ import numpy as np
 
 from .. import lora
 from ..errors import DataError, Unsupported
-from ..spec import JobSpec
-from . import EVAL_SAMPLES, Prepared
-from .data import cached_table, load_table, require_columns, split_train_eval, with_rows
-
-IGNORED = -100
+from ..spec import DataSpec, JobSpec
+from . import EVAL_SAMPLES, IGNORED, Prepared, first, load_tokenizer
+from .data import load_data, read_table, training_table
 
 
-def check_rows(split: Any, path: str, spec: JobSpec) -> None:
-    data = spec.data
+def read(path: str, data: DataSpec) -> Any:
+    return read_table(path, data)
+
+
+def columns(data: DataSpec) -> dict[str, str | None]:
+    return {"source_column": data.source_column, "target_column": data.target_column}
+
+
+def check_rows(split: Any, path: str, data: DataSpec) -> None:
     for row, (source, target) in enumerate(zip(split[data.source_column], split[data.target_column], strict=True)):
         for key, value in (("source_column", source), ("target_column", target)):
             if not isinstance(value, str) or not value.strip():
@@ -57,22 +62,17 @@ def load_model(spec: JobSpec, tokenizer: Any) -> Any:
     return model
 
 
+def label_names(train: Any, evaluation: Any | None, data: DataSpec) -> None:
+    return None  # no classes: any text is a target
+
+
 def prepare(spec: JobSpec) -> Prepared:
-    from transformers import AutoTokenizer, DataCollatorForSeq2Seq
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
 
     data = spec.data
-    table = load_table(data.train, data.format)
-    columns = {"source_column": data.source_column, "target_column": data.target_column}
-    require_columns(table, data.train, **columns)
-    check_rows(table, data.train, spec)
-    train, evaluation = split_train_eval(with_rows(table), data.eval, data.eval_fraction, spec.training.seed,
-                                         data.format)
-    if evaluation is not None and data.eval is not None:
-        require_columns(evaluation, data.eval, **columns)
-        check_rows(evaluation, data.eval, spec)
-        evaluation = with_rows(evaluation)
-
-    tokenizer = AutoTokenizer.from_pretrained(spec.model)
+    loaded = load_data(spec)
+    train, evaluation = loaded.train, loaded.evaluation
+    tokenizer = load_tokenizer(spec)
     model = load_model(spec, tokenizer)
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def prepare(spec: JobSpec) -> Prepared:
     def compute_metrics(prediction: Any) -> dict[str, float]:
         import sacrebleu
 
-        generated = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        generated = first(prediction.predictions)
         generated = np.where(generated == IGNORED, tokenizer.pad_token_id, generated)
         labels = np.where(prediction.label_ids == IGNORED, tokenizer.pad_token_id, prediction.label_ids)
         hypotheses = [t.strip() for t in tokenizer.batch_decode(generated, skip_special_tokens=True)]
@@ -102,8 +102,6 @@ def prepare(spec: JobSpec) -> Prepared:
         return {"bleu": float(sacrebleu.corpus_bleu(hypotheses, [references]).score),
                 "chrf": float(sacrebleu.corpus_chrf(hypotheses, [references]).score),
                 "generated_length": float(lengths.mean()) if len(lengths) else 0.0}
-
-    from transformers import Seq2SeqTrainer
 
     return Prepared(
         model=model, tokenizer=tokenizer,
@@ -118,5 +116,5 @@ def prepare(spec: JobSpec) -> Prepared:
 
 def describe_rows(spec: JobSpec, rows: list[int]) -> list[tuple[str, str | None]]:
     data = spec.data
-    picked = cached_table(data.train, data.format).select(rows)
+    picked = training_table(spec).select(rows)
     return list(zip(picked[data.source_column], picked[data.target_column], strict=True))

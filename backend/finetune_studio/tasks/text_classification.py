@@ -7,86 +7,73 @@ confusion matrix with per-class figures for the dashboard.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import lora
 from ..errors import DataError
-from ..spec import JobSpec
-from . import EVAL_SAMPLES, Prepared
-from .data import cached_table, load_table, require_columns, split_train_eval, with_rows
+from ..spec import DataSpec, JobSpec
+from . import EVAL_SAMPLES, Prepared, first, load_tokenizer
+from .data import DataProblem, load_data, read_table, training_table, unknown_eval_labels
 
 
-def _label_names(values: list[Any], path: str, column: str) -> list[str]:
+def read(path: str, data: DataSpec) -> Any:
+    return read_table(path, data)
+
+
+def columns(data: DataSpec) -> dict[str, str | None]:
+    return {"text_column": data.text_column, "label_column": data.label_column,
+            "text_pair_column": data.text_pair_column}
+
+
+def check_rows(table: Any, path: str, data: DataSpec) -> None:
+    for row, text in enumerate(table[data.text_column]):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}, row {row + 1}: the text ({data.text_column!r}) is empty",
+                            hint="remove empty rows or fill them in")
+
+
+def label_names(train: Any, evaluation: Any | None, data: DataSpec) -> list[str]:
+    """Sorted string labels, or integer labels 0..N-1 (as strings); at least two classes."""
+    path, column = data.train, data.label_column
+    values = list(train[column])
     for row, value in enumerate(values):
         if value is None or (isinstance(value, float) and np.isnan(value)):
-            raise DataError(f"{path}, row {row + 1}: the label ({column!r}) is empty",
-                            hint="give every example a label, or remove the row")
+            raise DataProblem("data.label_column", f"{path}, row {row + 1}: the label ({column!r}) is empty",
+                              hint="give every example a label, or remove the row")
     distinct = sorted(set(values), key=lambda v: (str(type(v)), v))
-    if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in distinct):
+    integers = [v for v in distinct if isinstance(v, int | np.integer) and not isinstance(v, bool)]
+    if integers and len(integers) < len(distinct):
+        others = [v for v in distinct if v not in integers]
+        raise DataProblem(
+            "data.label_column", f"{path}: the labels in {column!r} mix integers {integers[:5]} and other values "
+            f"{others[:5]}", hint="write every label the same way: all names (strings), or all integers 0..N-1")
+    if integers:
         numbers = [int(v) for v in distinct]
         if numbers != list(range(len(numbers))):
-            raise DataError(
-                f"{path}: integer labels in {column!r} must be 0..N-1; found {numbers[:20]}",
+            raise DataProblem(
+                "data.label_column", f"{path}: integer labels in {column!r} must be 0..N-1; found {numbers[:20]}",
                 hint="renumber the labels from 0 without gaps, or write them as strings (names)")
-        return [str(n) for n in numbers]
-    return [str(v) for v in distinct]
-
-
-def prepare(spec: JobSpec) -> Prepared:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
-
-    data = spec.data
-    table = load_table(data.train, data.format)
-    columns = {"text_column": data.text_column, "label_column": data.label_column,
-               "text_pair_column": data.text_pair_column}
-    require_columns(table, data.train, **columns)
-    train, evaluation = split_train_eval(with_rows(table), data.eval, data.eval_fraction,
-                                         spec.training.seed, data.format)
-    if evaluation is not None and data.eval is not None:
-        require_columns(evaluation, data.eval, **columns)
-        evaluation = with_rows(evaluation)
-    names = _label_names(list(table[data.label_column]), data.train, data.label_column)
-    label_to_id = {name: i for i, name in enumerate(names)}
+    names = [str(v) for v in distinct]
+    if len(names) < 2:
+        raise DataProblem("data.label_column", f"{path}: every label in {column!r} is {names[0]!r}: "
+                          "classification needs at least two classes",
+                          hint="add examples of other classes, or set data.label_column to another column")
     if evaluation is not None:
-        unknown = sorted({str(v) for v in evaluation[data.label_column]} - set(names))
-        if unknown:
-            raise DataError(f"{data.eval or data.train}: eval labels {unknown[:10]} never occur in training",
-                            hint="every eval label must also appear in the training data")
+        unknown_eval_labels(names, {str(v) for v in evaluation[column]}, data.eval or path)
+    return names
 
-    tokenizer = AutoTokenizer.from_pretrained(spec.model)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        spec.model, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label_to_id,
-        ignore_mismatched_sizes=True, **lora.model_kwargs(spec))
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-        model.config.pad_token_id = tokenizer.pad_token_id
 
-    def encode(batch: dict[str, list[Any]], path: str) -> dict[str, Any]:
-        texts = batch[data.text_column]
-        for offset, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{path}, row {batch['fts_row'][offset] + 1}: the text ({data.text_column!r}) "
-                                "is empty", hint="remove empty rows or fill them in")
-        pairs = batch[data.text_pair_column] if data.text_pair_column else None
-        encoded = tokenizer(texts, pairs, truncation=True, max_length=data.max_length)
-        encoded["labels"] = [label_to_id[str(v)] for v in batch[data.label_column]]
-        encoded["fts_row"] = batch["fts_row"]
-        return dict(encoded)
-
-    def tokenize(split: Any, path: str) -> Any:
-        return split.map(encode, batched=True, remove_columns=split.column_names, fn_kwargs={"path": path},
-                         desc="tokenizing")
-
-    details: dict[str, Any] = {}
-    eval_texts = list(evaluation[data.text_column][:EVAL_SAMPLES]) if evaluation is not None else []
+def metrics(names: list[str], eval_texts: list[str], details: dict[str, Any]) -> Callable[[Any], dict[str, float]]:
+    """Accuracy and macro precision/recall/F1; the confusion matrix, per-class figures and samples go to
+    `details`."""
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
         from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        predicted = np.argmax(logits, axis=-1)
+        predicted = np.argmax(first(prediction.predictions), axis=-1)
         truth = prediction.label_ids
         ids = list(range(len(names)))
         precision, recall, f1, _ = precision_recall_fscore_support(
@@ -102,19 +89,50 @@ def prepare(spec: JobSpec) -> Prepared:
         return {"accuracy": float(accuracy_score(truth, predicted)), "precision": float(precision),
                 "recall": float(recall), "f1": float(f1)}
 
+    return compute_metrics
+
+
+def prepare(spec: JobSpec) -> Prepared:
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+
+    data = spec.data
+    loaded = load_data(spec)
+    names = loaded.names or []
+    label_to_id = {name: i for i, name in enumerate(names)}
+
+    tokenizer = load_tokenizer(spec)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        spec.model, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label_to_id,
+        ignore_mismatched_sizes=True, **lora.model_kwargs(spec))
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+        pairs = batch[data.text_pair_column] if data.text_pair_column else None
+        encoded = tokenizer(batch[data.text_column], pairs, truncation=True, max_length=data.max_length)
+        encoded["labels"] = [label_to_id[str(v)] for v in batch[data.label_column]]
+        encoded["fts_row"] = batch["fts_row"]
+        return dict(encoded)
+
+    def tokenize(split: Any) -> Any:
+        return split.map(encode, batched=True, remove_columns=split.column_names, desc="tokenizing")
+
+    details: dict[str, Any] = {}
+    evaluation = loaded.evaluation
+    eval_texts = list(evaluation[data.text_column][:EVAL_SAMPLES]) if evaluation is not None else []
     return Prepared(
         model=model, tokenizer=tokenizer,
-        train_dataset=tokenize(train, data.train),
-        eval_dataset=tokenize(evaluation, data.eval or data.train) if evaluation is not None else None,
+        train_dataset=tokenize(loaded.train),
+        eval_dataset=tokenize(evaluation) if evaluation is not None else None,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
+        compute_metrics=metrics(names, eval_texts, details),
         eval_details=lambda: dict(details))
 
 
 def describe_rows(spec: JobSpec, rows: list[int]) -> list[tuple[str, str | None]]:
     data = spec.data
-    table = cached_table(data.train, data.format)
-    picked = table.select(rows)
+    picked = training_table(spec).select(rows)
     texts = picked[data.text_column]
     pairs = picked[data.text_pair_column] if data.text_pair_column else [None] * len(rows)
     labels = picked[data.label_column]

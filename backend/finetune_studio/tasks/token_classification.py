@@ -11,17 +11,16 @@ entity type, and token accuracy; the samples show the entities found next to the
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import lora
 from ..errors import DataError
-from ..spec import JobSpec
-from . import EVAL_SAMPLES, Prepared
-from .data import load_table, numbered_splits, require_columns
+from ..spec import DataSpec, JobSpec
+from . import EVAL_SAMPLES, IGNORED, Prepared, first, load_tokenizer
+from .data import load_data, load_table, read_text, training_table, unknown_eval_labels
 
-IGNORED = -100  # the label id that the loss (and the metrics) skip
 CONLL_SUFFIXES = (".conll", ".txt")
 
 
@@ -35,12 +34,7 @@ def read_conll(path: str) -> tuple[list[list[str]], list[list[str]]]:
     tags: list[list[str]] = []
     words: list[str] = []
     labels: list[str] = []
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})",
-                        hint="re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0] == "-DOCSTART-":
             if words:
@@ -62,21 +56,21 @@ def read_conll(path: str) -> tuple[list[list[str]], list[list[str]]]:
     return sentences, tags
 
 
-def read_split(path: str, spec: JobSpec) -> Any:
+def read(path: str, data: DataSpec) -> Any:
     """The file as a `datasets.Dataset` with the spec's tokens and tags columns, one row per sentence."""
     import datasets
 
-    data = spec.data
     if is_conll(path, data.format):
         tokens, tags = read_conll(path)
         return datasets.Dataset.from_dict({data.tokens_column: tokens, data.tags_column: tags})
-    table = load_table(path, data.format)
-    require_columns(table, path, tokens_column=data.tokens_column, tags_column=data.tags_column)
-    return table
+    return load_table(path, data.format)
 
 
-def check_rows(split: Any, path: str, spec: JobSpec) -> None:
-    data = spec.data
+def columns(data: DataSpec) -> dict[str, str | None]:
+    return {"tokens_column": data.tokens_column, "tags_column": data.tags_column}
+
+
+def check_rows(split: Any, path: str, data: DataSpec) -> None:
     for row, (tokens, tags) in enumerate(zip(split[data.tokens_column], split[data.tags_column], strict=True)):
         where = f"{path}, row {row + 1}"
         if not isinstance(tokens, list) or not tokens:
@@ -98,6 +92,14 @@ def tag_names(tags: list[list[str]]) -> list[str]:
     return sorted(distinct, key=lambda tag: (tag != "O", tag[2:] if tag[1:2] == "-" else tag, tag))
 
 
+def label_names(train: Any, evaluation: Any | None, data: DataSpec) -> list[str]:
+    names = tag_names(train[data.tags_column])
+    if evaluation is not None:
+        eval_tags = {tag for sentence in evaluation[data.tags_column] for tag in sentence}
+        unknown_eval_labels(names, eval_tags, data.eval or data.train, what="tags")
+    return names
+
+
 def align_labels(word_ids: list[int | None], word_labels: list[int]) -> list[int]:
     """One label per sub-word: a word's first sub-word carries the word's label, the rest and the special
     tokens (word id None) get -100."""
@@ -117,43 +119,9 @@ def entities(words: list[str], tags: list[str]) -> str:
     return "; ".join(found) if found else "(none)"
 
 
-def prepare(spec: JobSpec) -> Prepared:
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
-
-    data = spec.data
-    table, train, evaluation = numbered_splits(
-        data.train, data.eval, data.eval_fraction, spec.training.seed,
-        read=lambda path: read_split(path, spec), check=lambda split, path: check_rows(split, path, spec))
-    names = tag_names(table[data.tags_column])
-    tag_to_id = {name: i for i, name in enumerate(names)}
-    if evaluation is not None:
-        unknown = sorted({t for sentence in evaluation[data.tags_column] for t in sentence} - set(names))
-        if unknown:
-            raise DataError(f"{data.eval or data.train}: eval tags {unknown[:10]} never occur in training",
-                            hint="every eval tag must also appear in the training data")
-
-    tokenizer = AutoTokenizer.from_pretrained(spec.model)
-    if not tokenizer.is_fast:
-        raise DataError(f"{spec.model}: its tokenizer is not a fast one, so sub-words cannot be mapped to words",
-                        hint="give a model folder with a tokenizer.json (a fast tokenizer)")
-    model = AutoModelForTokenClassification.from_pretrained(
-        spec.model, num_labels=len(names), id2label=dict(enumerate(names)), label2id=tag_to_id,
-        ignore_mismatched_sizes=True, **lora.model_kwargs(spec))
-
-    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        encoded = tokenizer(batch[data.tokens_column], is_split_into_words=True, truncation=True,
-                            max_length=data.max_length)
-        encoded["labels"] = [
-            align_labels(encoded.word_ids(i), [tag_to_id[t] for t in tags])
-            for i, tags in enumerate(batch[data.tags_column])]
-        encoded["fts_row"] = batch["fts_row"]
-        return dict(encoded)
-
-    def tokenize(split: Any) -> Any:
-        return split.map(encode, batched=True, remove_columns=split.column_names, desc="tokenizing")
-
-    eval_words = list(evaluation[data.tokens_column][:EVAL_SAMPLES]) if evaluation is not None else []
-    details: dict[str, Any] = {}
+def metrics(names: list[str], eval_words: list[list[str]],
+            details: dict[str, Any]) -> Callable[[Any], dict[str, float]]:
+    """Entity-level precision, recall and F1 and token accuracy; per-class figures and samples to `details`."""
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
         from seqeval.metrics import accuracy_score, classification_report
@@ -177,28 +145,53 @@ def prepare(spec: JobSpec) -> Prepared:
         return {"precision": float(overall["precision"]), "recall": float(overall["recall"]),
                 "f1": float(overall["f1-score"]), "accuracy": float(accuracy_score(truth, guess))}
 
-    def argmax(logits: Any, labels: Any) -> Any:
-        # keep one id per token, not the logits of every tag, through the evaluation loop
-        return (logits[0] if isinstance(logits, tuple) else logits).argmax(dim=-1)
+    return compute_metrics
 
+
+def argmax(logits: Any, labels: Any) -> Any:
+    # keep one id per token, not the logits of every tag, through the evaluation loop
+    return first(logits).argmax(dim=-1)
+
+
+def prepare(spec: JobSpec) -> Prepared:
+    from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
+
+    data = spec.data
+    loaded = load_data(spec)
+    names = loaded.names or []
+    tag_to_id = {name: i for i, name in enumerate(names)}
+    tokenizer = load_tokenizer(spec, fast_for="sub-words cannot be mapped to words")
+    model = AutoModelForTokenClassification.from_pretrained(
+        spec.model, num_labels=len(names), id2label=dict(enumerate(names)), label2id=tag_to_id,
+        ignore_mismatched_sizes=True, **lora.model_kwargs(spec))
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+        encoded = tokenizer(batch[data.tokens_column], is_split_into_words=True, truncation=True,
+                            max_length=data.max_length)
+        encoded["labels"] = [
+            align_labels(encoded.word_ids(i), [tag_to_id[t] for t in tags])
+            for i, tags in enumerate(batch[data.tags_column])]
+        encoded["fts_row"] = batch["fts_row"]
+        return dict(encoded)
+
+    def tokenize(split: Any) -> Any:
+        return split.map(encode, batched=True, remove_columns=split.column_names, desc="tokenizing")
+
+    evaluation = loaded.evaluation
+    eval_words = list(evaluation[data.tokens_column][:EVAL_SAMPLES]) if evaluation is not None else []
+    details: dict[str, Any] = {}
     return Prepared(
         model=model, tokenizer=tokenizer,
-        train_dataset=tokenize(train),
+        train_dataset=tokenize(loaded.train),
         eval_dataset=tokenize(evaluation) if evaluation is not None else None,
         data_collator=DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORED),
-        compute_metrics=compute_metrics,
+        compute_metrics=metrics(names, eval_words, details),
         eval_details=lambda: dict(details),
         preprocess_logits_for_metrics=argmax)
 
 
-@lru_cache(maxsize=4)
-def _table(spec_json: str) -> Any:
-    spec = JobSpec.model_validate_json(spec_json)
-    return read_split(spec.data.train, spec)
-
-
 def describe_rows(spec: JobSpec, rows: list[int]) -> list[tuple[str, str | None]]:
-    picked = _table(spec.model_dump_json()).select(rows)
+    picked = training_table(spec).select(rows)
     return [(" ".join(words), entities(words, tags))
             for words, tags in zip(picked[spec.data.tokens_column], picked[spec.data.tags_column], strict=True)]
 
