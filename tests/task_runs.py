@@ -24,7 +24,11 @@ def run_to_completion(server: RunningServer, spec: dict[str, Any], timeout: floa
 
 
 def samples(server: RunningServer, job_id: str) -> dict[str, Any]:
-    return server.client.request("GET", f"/api/jobs/{job_id}/samples")  # type: ignore[no-any-return]
+    """The samples of the job's latest evaluation (`/evals/latest`), as {step, samples}."""
+    latest = server.client.request("GET", f"/api/jobs/{job_id}/evals/latest")
+    if latest is None:
+        return {"step": None, "samples": []}
+    return {"step": latest["data"].get("step"), "samples": latest["data"].get("samples", [])}
 
 
 def metric_names(server: RunningServer, job_id: str) -> set[str]:
