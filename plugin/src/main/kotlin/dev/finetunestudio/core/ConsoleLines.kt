@@ -12,7 +12,7 @@ data class ConsoleLine(val text: String, val isError: Boolean = false, val isSys
  */
 object ConsoleLines {
     fun of(event: StreamEvent): ConsoleLine? = when (event.type) {
-        EventType.LOG -> event.log().let { ConsoleLine(it.text, isError = it.stream == "stderr", isSystem = it.stream == "studio") }
+        EventType.LOG -> event.log().let { ConsoleLine(it.text, isError = it.stream == "stderr") }
         EventType.METRIC -> event.metric().let { ConsoleLine("step ${it.step}  ${values(it.values)}") }
         EventType.EVAL -> event.eval().let { ConsoleLine("eval @ step ${it.step}  ${values(it.values)}") }
         EventType.PROGRESS -> ConsoleLine(progress(event.progress()), isSystem = true)

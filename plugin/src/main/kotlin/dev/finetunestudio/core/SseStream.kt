@@ -16,8 +16,9 @@ import java.util.concurrent.TimeUnit
 
 /**
  * How an [SseStream] behaves when its connection drops: wait [initialDelayMillis] (or the server's
- * `retry:`), doubling up to [maxDelayMillis]; give up after [maxAttempts] reconnects in a row that bring
- * no event. A connection silent for [idleTimeoutMillis] counts as dropped: the server sends a heartbeat
+ * `retry:`), doubling up to [maxDelayMillis]; the wait starts again from [initialDelayMillis] only after
+ * a connection that stayed up for [maxDelayMillis], so a server that answers and hangs up at once is not
+ * asked again without a pause. Give up after [maxAttempts] reconnects in a row that bring no event. A connection silent for [idleTimeoutMillis] counts as dropped: the server sends a heartbeat
  * comment every 15 s, so silence means a dead peer (a laptop that slept, a proxy that hung).
  */
 data class ReconnectPolicy(
@@ -53,7 +54,7 @@ class SseStream(
     /**
      * Reads events and hands each to [onEvent] until it returns false or [close] is called; [onDrop] hears
      * of each lost connection before the reconnect. Throws [StudioApiException] on a 4xx answer (a wrong
-     * token or job id will not heal by retrying) and [IOException] once [ReconnectPolicy.maxAttempts] is spent.
+     * token, or a 404 for a job the server does not know, will not heal by retrying) and [IOException] once [ReconnectPolicy.maxAttempts] is spent.
      */
     fun run(onDrop: (IOException) -> Unit = {}, onEvent: (SseEvent) -> Boolean) {
         val watchdog = WATCHDOG.scheduleWithFixedDelay(::closeIfIdle, WATCH_PERIOD_MS, WATCH_PERIOD_MS, TimeUnit.MILLISECONDS)
@@ -61,6 +62,7 @@ class SseStream(
             var failures = 0
             var delay = policy.initialDelayMillis
             while (!closed) {
+                val openedAt = System.nanoTime()
                 val drop: IOException = try {
                     if (readOneConnection(onEvent)) return
                     EOFException("the server closed the event stream")
@@ -73,8 +75,8 @@ class SseStream(
                     return
                 }
                 if (closed) return
-                if (eventsThisConnection > 0) {
-                    failures = 0
+                if (eventsThisConnection > 0) failures = 0
+                if (TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - openedAt) >= policy.maxDelayMillis) {
                     delay = policy.initialDelayMillis
                 }
                 if (++failures > policy.maxAttempts) {

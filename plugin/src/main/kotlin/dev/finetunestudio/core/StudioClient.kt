@@ -65,8 +65,14 @@ class StudioClient(
 
     fun stepBatch(id: String, step: Int): StepBatch = get("/api/jobs/${seg(id)}/steps/$step/batch", StepBatch::class.java)
 
-    /** The predictions of the job's latest evaluation next to their references. */
-    fun samples(id: String): Samples = get("/api/jobs/${seg(id)}/samples", Samples::class.java)
+    /**
+     * The job's latest `eval` event (its [EvalPoint] carries the metrics, and the samples and confusion
+     * matrix where the task shows them), or null before the first evaluation.
+     */
+    fun latestEval(id: String): StreamEvent? {
+        val body = call("GET", "/api/jobs/${seg(id)}/evals/latest", null)
+        return if (body.isBlank() || body.trim() == "null") null else StudioJson.fromJson(body, StreamEvent::class.java)
+    }
 
     /** Ingest from a reporter; idempotent by (attempt, seq). */
     fun ingest(id: String, batch: IngestBatch): IngestResult =
@@ -77,7 +83,8 @@ class StudioClient(
     /**
      * The SSE stream of one job: `metric`, `log`, `progress`, `eval`, `state` events, each carrying a
      * StreamEvent ([parseStreamEvent]). [after] starts after that seq (0 = from the beginning); reconnects
-     * resume from the last event seen.
+     * resume from the last event seen, backing off as [policy] says. An unknown job is a 404 before the
+     * stream starts: [SseStream.run] throws it as a [StudioApiException] instead of reconnecting.
      */
     fun jobStream(id: String, after: Long = 0, policy: ReconnectPolicy = ReconnectPolicy()): SseStream =
         SseStream(http, policy) { lastEventId ->

@@ -7,6 +7,9 @@ import com.google.gson.JsonElement
 import com.google.gson.JsonObject
 import com.google.gson.JsonParser
 import com.google.gson.JsonSyntaxException
+import com.google.gson.TypeAdapter
+import com.google.gson.stream.JsonReader
+import com.google.gson.stream.JsonWriter
 
 /**
  * The one Gson configuration of the plugin: snake_case on the wire, camelCase in Kotlin.
@@ -33,5 +36,43 @@ object StudioJson {
         val element = JsonParser.parseString(text)
         if (!element.isJsonObject) throw JsonSyntaxException("expected a JSON object, got: ${text.take(80)}")
         return element.asJsonObject
+    }
+}
+
+/**
+ * For a JsonObject property that is null on the wire for some objects (`Job.spec` of an attached run):
+ * `@field:JsonAdapter(JsonObjectAdapter::class)` (null-safe by default) reads a JSON null as null, where
+ * Gson's built-in JsonElement adapter, which no registered adapter can replace, refuses it.
+ */
+class JsonObjectAdapter : TypeAdapter<JsonObject>() {
+    override fun read(reader: JsonReader): JsonObject {
+        val element = JsonParser.parseReader(reader)
+        if (!element.isJsonObject) throw JsonSyntaxException("expected a JSON object at ${reader.path}, got $element")
+        return element.asJsonObject
+    }
+
+    override fun write(out: JsonWriter, value: JsonObject) = writeElement(out, value)
+
+    private fun writeElement(out: JsonWriter, element: JsonElement) {
+        when {
+            element.isJsonNull -> out.nullValue()
+            element.isJsonObject -> {
+                out.beginObject()
+                for ((key, child) in element.asJsonObject.entrySet()) writeElement(out.name(key), child)
+                out.endObject()
+            }
+            element.isJsonArray -> {
+                out.beginArray()
+                for (child in element.asJsonArray) writeElement(out, child)
+                out.endArray()
+            }
+            else -> element.asJsonPrimitive.let {
+                when {
+                    it.isBoolean -> out.value(it.asBoolean)
+                    it.isNumber -> out.value(it.asNumber)
+                    else -> out.value(it.asString)
+                }
+            }
+        }
     }
 }

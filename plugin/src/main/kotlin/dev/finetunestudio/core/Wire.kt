@@ -1,6 +1,7 @@
 package dev.finetunestudio.core
 
 import com.google.gson.JsonObject
+import com.google.gson.annotations.JsonAdapter
 
 // Mirrors backend/finetune_studio/wire.py, one class per pydantic model. Gson maps camelCase to the
 // snake_case JSON names (see StudioJson), so no field needs an annotation. Every constructor parameter has
@@ -76,7 +77,10 @@ data class Job(
     val outputDir: String = "",
     val error: JobError? = null,
     val bestMetric: Map<String, Double>? = null,
-    val spec: JsonObject = JsonObject(),
+    /** What a managed job runs (a JobSpec); null for an attached run. */
+    @field:JsonAdapter(JsonObjectAdapter::class) val spec: JsonObject? = null,
+    /** An attached run's TrainingArguments (scalars: String, Double, Boolean or null); null for managed jobs. */
+    val trainingArgs: Map<String, Any?>? = null,
 ) {
     val isFinished: Boolean get() = JobState.isFinished(state)
 }
@@ -99,7 +103,7 @@ data class Metrics(
 data class LogLine(
     val seq: Long = 0,
     val time: Double = 0.0,
-    /** "stdout", "stderr" or "studio" (the server's own remarks). */
+    /** "stdout" or "stderr". */
     val stream: String = "stdout",
     val text: String = "",
 )
@@ -128,6 +132,8 @@ data class MetricPoint(val step: Int = 0, val values: Map<String, Double?> = emp
 data class EvalPoint(
     val step: Int = 0,
     val values: Map<String, Double?> = emptyMap(),
+    /** Predictions next to their references, for the tasks that show some. */
+    val samples: List<EvalSample>? = null,
     val confusionMatrix: List<List<Long>>? = null,
     val labels: List<String>? = null,
 )
@@ -151,12 +157,14 @@ data class RunCreate(
     val name: String = "attached run",
     val task: String = "custom",
     val outputDir: String = "",
-    val config: JsonObject = JsonObject(),
+    /** The script's TrainingArguments (scalar values). */
+    val trainingArgs: Map<String, Any?> = emptyMap(),
     /** The script's process: if it dies, the server marks the run interrupted. */
     val pid: Long? = null,
 )
 
-data class Health(val status: String = "", val version: String = "")
+/** [pid] is the server's process: discovery checks it against server.json's. */
+data class Health(val status: String = "", val version: String = "", val pid: Long = 0)
 
 data class Device(
     val index: Int? = null,
@@ -184,9 +192,6 @@ data class StepBatch(val step: Int = 0, val examples: List<BatchExample> = empty
 
 /** One prediction of an evaluation next to its reference, as text (label, entities, answer, translation...). */
 data class EvalSample(val input: String = "", val prediction: String = "", val reference: String = "")
-
-/** `GET /api/jobs/{id}/samples`: the samples of the latest evaluation; step null before the first. */
-data class Samples(val step: Int? = null, val samples: List<EvalSample> = emptyList())
 
 /** The content of `server.json`. */
 data class ServerInfo(

@@ -26,7 +26,7 @@ class ConsoleLinesTest {
     @Test
     fun `log lines keep their stream`() {
         assertEquals(ConsoleLine("Traceback", isError = true), ConsoleLines.of(event("log", """{"seq": 1, "time": 0, "stream": "stderr", "text": "Traceback"}""")))
-        assertEquals(ConsoleLine("queued", isSystem = true), ConsoleLines.of(event("log", """{"seq": 2, "time": 0, "stream": "studio", "text": "queued"}""")))
+        assertEquals(ConsoleLine("Epoch 1"), ConsoleLines.of(event("log", """{"seq": 2, "time": 0, "stream": "stdout", "text": "Epoch 1"}""")))
         assertNull(ConsoleLines.of(event("system", """{"values": {}}""")))
     }
 

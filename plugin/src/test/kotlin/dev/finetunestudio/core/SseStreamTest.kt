@@ -99,6 +99,23 @@ class SseStreamTest {
     }
 
     @Test
+    fun `a server that answers and hangs up at once is asked again less and less often`() {
+        // each connection brings an event, so the stream never gives up; it must still back off (issue 10)
+        val times = CopyOnWriteArrayList<Long>()
+        server.route("/stream") { exchange, _ ->
+            times += System.nanoTime()
+            startSse(exchange)
+            sse(exchange, event(times.size))
+        }
+        val policy = ReconnectPolicy(initialDelayMillis = 40, maxDelayMillis = 320, maxAttempts = 3)
+        stream(policy).run { it.id != "6" }
+        val gaps = times.zipWithNext { a, b -> TimeUnit.NANOSECONDS.toMillis(b - a) }
+        assertEquals(5, gaps.size)
+        assertTrue("gaps $gaps", gaps[0] < 300)
+        assertTrue("gaps $gaps", gaps[3] >= 300 && gaps[4] >= 300)
+    }
+
+    @Test
     fun `close stops a stream that is waiting for data`() {
         val connected = CountDownLatch(1)
         server.route("/stream") { exchange, _ ->

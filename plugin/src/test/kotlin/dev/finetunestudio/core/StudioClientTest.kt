@@ -117,6 +117,34 @@ class StudioClientTest {
     }
 
     @Test
+    fun `the stream of an unknown job ends at its 404 instead of reconnecting`() {
+        server.route("/api/jobs/") { exchange, _ -> json(exchange, 404, """{"detail": "no job 'gone'", "type": "not_found"}""") }
+        try {
+            JobFollower(client).follow("gone") { fail("no event expected") }
+            fail("expected a StudioApiException")
+        } catch (e: StudioApiException) {
+            assertEquals(404, e.status)
+            assertEquals("no job 'gone'", e.message)
+        }
+        assertEquals(1, server.requests.size)
+    }
+
+    @Test
+    fun `latest eval is an eval event, or null before the first evaluation`() {
+        var evaluated = false
+        server.route("/api/jobs/j1/evals/latest") { exchange, _ ->
+            if (!evaluated) json(exchange, 200, "null")
+            else json(exchange, 200, """{"seq": 40, "type": "eval", "time": 9.0, "data": {"step": 300, "values": {"eval_accuracy": 0.9},
+                "samples": [{"input": "the capital of norway", "prediction": "oslo", "reference": "oslo"}]}}""")
+        }
+        assertNull(client.latestEval("j1"))
+        evaluated = true
+        val eval = checkNotNull(client.latestEval("j1")).eval()
+        assertEquals(300, eval.step)
+        assertEquals("oslo", eval.samples?.single()?.prediction)
+    }
+
+    @Test
     fun `job stream events parse into StreamEvents`() {
         val raw = SseEvent("12", "progress", """{"seq": 12, "type": "progress", "time": 3.5,
             "data": {"step": 5, "max_steps": 20, "epoch": 0.25, "samples_per_second": 41.0, "eta_seconds": null}}""")
