@@ -27,11 +27,31 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("FINETUNE_STUDIO_URL", "FINETUNE_STUDIO_TOKEN", "FINETUNE_STUDIO_HOME"):
+DISCOVERY_VARIABLES = ("FINETUNE_STUDIO_URL", "FINETUNE_STUDIO_TOKEN", "FINETUNE_STUDIO_HOME")
+
+
+def _isolate(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """No discovery variable, and an empty working folder outside the checkout: a test (or a server,
+    script or worker it starts) finds only the servers it started itself, never the one that
+    `make demo` leaves running in the checkout's `.finetune-studio/` (docs/discovery.md)."""
+    for name in DISCOVERY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(folder)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same for session- and module-scoped fixtures, which start before any test's own."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _isolate(monkeypatch, tmp_path_factory.mktemp("session-cwd"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test: its own empty working folder and a clean environment."""
+    _isolate(monkeypatch, tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(scope="session")

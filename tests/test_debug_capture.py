@@ -47,7 +47,7 @@ def test_import_is_cheap() -> None:
     import sys
 
     code = ("import sys, finetune_studio.debug; "
-            "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'numpy', 'httpx', 'pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 
+from .discovery import Server, read_server_json
 from .errors import StudioError
-from .wire import FINISHED_STATES, Job, ServerInfo, StreamEvent
+from .wire import FINISHED_STATES, Job, StreamEvent
 
 
 class ApiError(StudioError):
@@ -39,7 +40,7 @@ class StudioClient:
                                  timeout=timeout, trust_env=False)
 
     @classmethod
-    def from_info(cls, info: ServerInfo) -> StudioClient:
+    def from_info(cls, info: Server) -> StudioClient:
         return cls(info.url, info.token)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -111,22 +112,12 @@ def parse_sse(lines: Iterator[str]) -> Iterator[StreamEvent]:
             data.append(line[5:].removeprefix(" "))
 
 
-def read_server_info(data_dir: Path) -> ServerInfo | None:
-    path = data_dir / "server.json"
-    if not path.is_file():
-        return None
-    try:
-        info = ServerInfo.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None  # written by an older server without the atomic rename, or damaged: treat as absent
-    try:
-        httpx.get(f"{info.url}/api/health", timeout=2, trust_env=False).raise_for_status()
-    except httpx.HTTPError:
-        return None
-    return info
+def read_server_info(data_dir: Path) -> Server | None:
+    """The live server of the state folder `data_dir` (checked as `discovery.py` checks), or None."""
+    return read_server_json(data_dir)
 
 
-def ensure_server(data_dir: Path, timeout: float = 60) -> ServerInfo:
+def ensure_server(data_dir: Path, timeout: float = 60) -> Server:
     """The live server of `data_dir`, started in the background when there is none."""
     info = read_server_info(data_dir)
     if info is not None:

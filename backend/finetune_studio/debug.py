@@ -2,8 +2,8 @@
 
 The IDE evaluates `__import__("finetune_studio.debug").debug.capture(<expr>, name="<expr>")` while the
 program is paused: `capture` summarises the object, builds the views (`docs/tensors.md` describes the
-payload), finds the Fine-Tune Studio server, posts to `/api/tensors` and returns a short JSON string
-`{"id", "url", "summary"}` for the debugger's value display.
+payload), finds the Fine-Tune Studio server (by the rule of `discovery.py`), posts to `/api/tensors` and
+returns a short JSON string `{"id", "url", "summary"}` for the debugger's value display.
 
 `capture` never raises into the user's program: any failure (no server, an object it cannot read) comes
 back as `"reason"` in the result. This is the one place where the project catches broad exceptions.
@@ -14,39 +14,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
+
+from .discovery import find_server
 
 PREVIEW = 1 << 20  # elements of the (pooled) whole-tensor preview the dashboard slices from
 SLICE_SIDE = 512  # default slice of a pooled N-D tensor, at up to this resolution
 TIMEOUT = 5.0  # seconds for the POST; the server is local
-
-
-def find_server(cwd: Path | None = None) -> tuple[str, str]:
-    """(url, token) of the server to send to: FINETUNE_STUDIO_URL + FINETUNE_STUDIO_TOKEN, else
-    `$FINETUNE_STUDIO_HOME/server.json`, else `.finetune-studio/server.json` in the working folder or
-    one of its parents. Raises LookupError saying where it looked."""
-    url, token = os.environ.get("FINETUNE_STUDIO_URL"), os.environ.get("FINETUNE_STUDIO_TOKEN")
-    if url and token:
-        return url.rstrip("/"), token
-    if url:
-        raise LookupError("FINETUNE_STUDIO_URL is set but FINETUNE_STUDIO_TOKEN is not")
-    home = os.environ.get("FINETUNE_STUDIO_HOME")
-    if home:
-        candidates = [Path(home) / "server.json"]
-    else:
-        start = (cwd or Path.cwd()).resolve()
-        candidates = [folder / ".finetune-studio" / "server.json" for folder in (start, *start.parents)]
-    for path in candidates:
-        if path.is_file():
-            info = json.loads(path.read_text(encoding="utf-8"))
-            return str(info["url"]).rstrip("/"), str(info["token"])
-    where = candidates[0] if home else f".finetune-studio/server.json from {candidates[0].parent.parent} up"
-    raise LookupError(f"no Fine-Tune Studio server: no {where} (start one with `finetune-studio serve`, "
-                      "or set FINETUNE_STUDIO_URL and FINETUNE_STUDIO_TOKEN)")
 
 
 def encode_array(t: Any) -> dict[str, Any]:
@@ -139,8 +115,9 @@ def capture(obj: Any, name: str | None = None, tokens: Any = None, tokenizer: An
     try:
         payload = build_payload(obj, name or "capture", tokens, tokenizer, input_ids)
         text = payload["summary"]["text"]
-        url, token = find_server()
-        answer = post(url, token, payload)
+        server = find_server()
+        url = server.url
+        answer = post(url, server.token, payload)
         return json.dumps({"id": answer["id"], "url": f"{url}/#tensor={answer['id']}", "summary": text})
     except Exception as error:  # the documented exception: never break the user's paused program
         return json.dumps({"id": None, "url": None, "summary": text, "reason": _reason(error, url)})

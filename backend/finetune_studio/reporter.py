@@ -4,7 +4,7 @@ The client numbers events per attempt (`seq`), sends them in batches from a back
 when the server cannot be reached appends the batch to a spool file (JSON lines) and replays the spool,
 oldest first, as soon as a send succeeds again. The server stores `(attempt, seq)` once, so a replay never
 duplicates a point. In a user's own script, `StudioCallback()` opens an *attached* run on the server found
-through `server.json` or FINETUNE_STUDIO_URL/_TOKEN; without one it warns once and keeps spooling:
+by the rule of `discovery.py`; without one it warns once and keeps spooling:
 it never stops the user's training.
 """
 
@@ -22,30 +22,13 @@ from typing import Any
 import httpx
 from transformers import TrainerCallback
 
+from .discovery import NoServer, find_server
 from .wire import IngestBatch, ReporterEvent
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.2
 MAX_BATCH = 1000
-
-
-def find_server(start: Path | None = None) -> tuple[str, str] | None:
-    """(url, token) from the environment, FINETUNE_STUDIO_HOME, or a `.finetune-studio/server.json`
-    in this folder or one above it."""
-    url, token = os.environ.get("FINETUNE_STUDIO_URL"), os.environ.get("FINETUNE_STUDIO_TOKEN")
-    if url and token:
-        return url, token
-    candidates = []
-    if os.environ.get("FINETUNE_STUDIO_HOME"):
-        candidates.append(Path(os.environ["FINETUNE_STUDIO_HOME"]) / "server.json")
-    folder = (start or Path.cwd()).resolve()
-    candidates += [parent / ".finetune-studio" / "server.json" for parent in (folder, *folder.parents)]
-    for path in candidates:
-        if path.is_file():
-            info = json.loads(path.read_text(encoding="utf-8"))
-            return info["url"], info["token"]
-    return None
 
 
 def _clean(value: Any) -> Any:
@@ -172,12 +155,15 @@ class StudioCallback(TrainerCallback):
     # -- attached runs ---------------------------------------------------------------------------
     def _open_run(self, args: Any) -> ReporterClient:
         spool = Path(args.output_dir or ".") / "finetune-studio-spool.jsonl"
-        server = find_server()
         job_id = None
         url: str | None = None
         token: str | None = None
-        if server is not None:
-            url, token = server
+        try:
+            server = find_server()
+        except NoServer as error:
+            log.warning("%s; spooling to %s", error, spool)
+        else:
+            url, token = server.url, server.token
             config = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool)}
             try:
                 response = httpx.post(f"{url}/api/runs", json={
@@ -189,9 +175,6 @@ class StudioCallback(TrainerCallback):
                 job_id = response.json()["id"]
             except httpx.HTTPError as error:
                 log.warning("Fine-Tune Studio: could not open a run (%s); spooling to %s", error, spool)
-        else:
-            log.warning("Fine-Tune Studio: no server found (no .finetune-studio/server.json here or above, "
-                        "no FINETUNE_STUDIO_URL); spooling to %s. Start one with `finetune-studio serve`.", spool)
         return ReporterClient(url, token, job_id, 1, spool)
 
     # -- TrainerCallback -------------------------------------------------------------------------
