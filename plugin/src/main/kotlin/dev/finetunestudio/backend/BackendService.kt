@@ -105,7 +105,7 @@ class BackendService(private val project: Project, internal val scope: Coroutine
         val projectDir = project.basePath?.let { Path.of(it) }
         val stateDir = discovery.stateDir(projectDir, settings.stateDir)
             ?: return fail(message("backend.noStateDir"), null, missingPackage = false)
-        when (val found = discovery.discover(stateDir)) {
+        when (val found = discovery.discover(projectDir, settings.stateDir)) {
             is Discovery.Found -> {
                 LOG.info("Fine-Tune Studio: reusing the server at ${found.info.url} (from ${found.source})")
                 return running(found.info, owned = false)

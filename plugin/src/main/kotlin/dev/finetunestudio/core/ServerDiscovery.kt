@@ -3,6 +3,7 @@ package dev.finetunestudio.core
 import com.google.gson.JsonParseException
 import java.io.IOException
 import java.nio.file.Files
+import java.nio.file.NoSuchFileException
 import java.nio.file.Path
 import java.time.Duration
 
@@ -16,45 +17,72 @@ sealed interface Discovery {
 }
 
 /**
- * Finds a live backend the way every client of Fine-Tune Studio does (the CLI, `debug.capture`, the plugin):
- * `FINETUNE_STUDIO_URL` + `FINETUNE_STUDIO_TOKEN` when set, else `<state folder>/server.json`
- * (`{url, token, pid, version}`, written by `serve` once it listens). A server.json whose process is gone or
- * which does not answer `/api/health` is stale: a crashed server leaves it behind.
+ * Finds a live backend by the one rule of every Fine-Tune Studio client (docs/discovery.md; the Python side is
+ * `finetune_studio/discovery.py`):
+ * 1. `FINETUNE_STUDIO_URL` + `FINETUNE_STUDIO_TOKEN` both set: that server, taken as given (one of them alone
+ *    is an error);
+ * 2. else the state folder set in the plugin's settings, or else `FINETUNE_STUDIO_HOME`: its server.json only;
+ * 3. else `.finetune-studio/server.json` in the project folder or the nearest parent that has one.
+ * A server.json (`{url, token, pid, version}`, written by `serve` once it listens) counts only when it parses,
+ * its process is alive and `/api/health` answers within 2 s with that same pid: a crashed server leaves its
+ * file behind, and its port may since belong to another server.
  *
  * The environment and the two probes are parameters so that tests need no real process or server.
  */
 class ServerDiscovery(
     private val env: Map<String, String> = System.getenv(),
-    private val isHealthy: (ServerInfo) -> Boolean = ::answersHealth,
+    private val health: (String) -> Health? = ::probeHealth,
     private val isProcessAlive: (Long) -> Boolean = { pid -> ProcessHandle.of(pid).map { it.isAlive }.orElse(false) },
 ) {
-    /** The state folder: the one set in the settings, else `FINETUNE_STUDIO_HOME`, else `<project>/.finetune-studio`. */
-    fun stateDir(projectDir: Path?, configured: String?): Path? = when {
-        !configured.isNullOrBlank() -> resolveAgainst(projectDir, configured.trim())
-        !env[HOME_VAR].isNullOrBlank() -> resolveAgainst(projectDir, env.getValue(HOME_VAR).trim())
-        projectDir != null -> projectDir.resolve(STATE_DIR_NAME)
+    /**
+     * The state folder where the plugin starts a server when [discover] finds none: the one set in the settings,
+     * else `FINETUNE_STUDIO_HOME`, else `<project>/.finetune-studio`.
+     */
+    fun stateDir(projectDir: Path?, configured: String?): Path? =
+        explicitStateDir(projectDir, configured)?.first ?: projectDir?.resolve(STATE_DIR_NAME)
+
+    /** The state folder named by the settings or the environment, and which of them named it. */
+    private fun explicitStateDir(projectDir: Path?, configured: String?): Pair<Path, String>? = when {
+        !configured.isNullOrBlank() -> resolveAgainst(projectDir, configured.trim()) to "the settings' state folder"
+        !env[HOME_VAR].isNullOrBlank() -> resolveAgainst(projectDir, env.getValue(HOME_VAR).trim()) to HOME_VAR
         else -> null
     }
 
-    fun discover(stateDir: Path?): Discovery {
-        val url = env[URL_VAR]
-        if (!url.isNullOrBlank()) {
-            val info = ServerInfo(url = url.trim(), token = env[TOKEN_VAR].orEmpty().trim())
-            return if (isHealthy(info)) Discovery.Found(info, "\$$URL_VAR")
-            else Discovery.NotRunning("\$$URL_VAR is set to $url, but no Fine-Tune Studio server answers there")
+    /** The server for the project in [projectDir], by the rule above; [configured] is the settings' state folder. */
+    fun discover(projectDir: Path?, configured: String? = null): Discovery {
+        val url = env[URL_VAR]?.trim().orEmpty()
+        val token = env[TOKEN_VAR]?.trim().orEmpty()
+        if (url.isNotEmpty() && token.isNotEmpty()) return Discovery.Found(ServerInfo(url.trimEnd('/'), token), "environment")
+        if (url.isNotEmpty() || token.isNotEmpty()) {
+            val (set, unset) = if (url.isNotEmpty()) URL_VAR to TOKEN_VAR else TOKEN_VAR to URL_VAR
+            return Discovery.NotRunning("$set is set but $unset is not: set both, or neither")
         }
-        if (stateDir == null) return Discovery.NotRunning("the project has no folder for .finetune-studio")
-        val file = stateDir.resolve(SERVER_JSON)
-        if (!Files.isRegularFile(file)) return Discovery.NotRunning("no server is running for $stateDir (no $SERVER_JSON)")
+        val explicit = explicitStateDir(projectDir, configured)
+        if (explicit != null) return check(explicit.first.resolve(SERVER_JSON), " (${explicit.second})")
+        if (projectDir == null) return Discovery.NotRunning("the project has no folder to look for $STATE_DIR_NAME in")
+        val start = projectDir.toAbsolutePath().normalize()
+        val file = generateSequence(start) { it.parent }.map { it.resolve(STATE_DIR_NAME).resolve(SERVER_JSON) }
+            .firstOrNull { Files.isRegularFile(it) }
+            ?: return Discovery.NotRunning("no $STATE_DIR_NAME/$SERVER_JSON in $start or any folder above it")
+        return check(file, "")
+    }
+
+    /** [file]'s server if it counts; else why not, with [where] after the file's name. */
+    private fun check(file: Path, where: String): Discovery {
         val info = try {
             readServerJson(file)
+        } catch (e: NoSuchFileException) {
+            return Discovery.NotRunning("$file$where does not exist")
         } catch (e: IOException) {
-            return Discovery.NotRunning("cannot read $file: ${e.message}")
+            return Discovery.NotRunning("$file$where cannot be read: ${e.message}")
         }
-        if (info.pid > 0 && !isProcessAlive(info.pid)) {
-            return Discovery.NotRunning("$file is stale: its server (process ${info.pid}) is gone")
+        if (info.pid <= 0) return Discovery.NotRunning("$file$where has no valid pid (${info.pid})")
+        if (!isProcessAlive(info.pid)) return Discovery.NotRunning("$file$where is stale: its server (process ${info.pid}) is gone")
+        val answered = health(info.url)?.pid?.takeIf { it > 0 }
+            ?: return Discovery.NotRunning("$file$where is stale: ${info.url}/api/health gave no answer naming process ${info.pid}")
+        if (answered != info.pid) {
+            return Discovery.NotRunning("$file$where is stale: ${info.url}/api/health answered for process $answered, not ${info.pid}")
         }
-        if (!isHealthy(info)) return Discovery.NotRunning("the server of $file (${info.url}) does not answer")
         return Discovery.Found(info, file.toString())
     }
 
@@ -77,7 +105,7 @@ class ServerDiscovery(
         while (System.nanoTime() < deadline) {
             if (!stillRunning()) throw IOException("the backend exited before it was ready")
             val info = freshServerJson(file, pid, startedAtMillis)
-            if (info != null && isHealthy(info)) return info
+            if (info != null && answersHealth(info, health)) return info
             try {
                 Thread.sleep(pollMillis)
             } catch (e: InterruptedException) {
@@ -119,14 +147,21 @@ class ServerDiscovery(
             return info
         }
 
-        fun answersHealth(info: ServerInfo): Boolean = try {
-            StudioClient(info.url, null, requestTimeout = Duration.ofSeconds(2)).health().status == "ok"
+        /** Whether [info]'s server answers `/api/health`, as the same process when [info] names one. */
+        fun answersHealth(info: ServerInfo, health: (String) -> Health? = ::probeHealth): Boolean {
+            val answered = health(info.url) ?: return false
+            return info.pid <= 0 || answered.pid == info.pid
+        }
+
+        /** The 200 answer of [url]'s `/api/health` within 2 s, or null. */
+        fun probeHealth(url: String): Health? = try {
+            StudioClient(url, null, requestTimeout = Duration.ofSeconds(2)).health().takeIf { it.status == "ok" }
         } catch (e: IOException) {
-            false
+            null
         } catch (e: JsonParseException) {
-            false // something else listens there
+            null // something else listens there
         } catch (e: IllegalArgumentException) {
-            false // a url that is not a URL
+            null // a url that is not a URL
         }
 
         private fun resolveAgainst(projectDir: Path?, path: String): Path {
