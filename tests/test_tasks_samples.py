@@ -49,7 +49,7 @@ def test_latest_eval_is_the_last_eval_event_of_the_job(tmp_path: Path) -> None:
     store = Store(tmp_path / "studio.db")
     try:
         job = Job(id="j1", name="n", task="seq2seq", kind="managed", state="running", attempt=1, created_at=0.0,
-                  output_dir=str(tmp_path), spec={})
+                  output_dir=str(tmp_path), spec={"task": "seq2seq", "model": "m", "data": {"train": "t.jsonl"}})
         store.insert_job(job)
         assert store.latest_eval("j1") is None
         events = [ReporterEvent(seq=1, type="eval", time=1.0, data={"step": 5, "values": {}, "samples": []}),
