@@ -40,7 +40,7 @@ VALUES = 4
 
 def open_run(api: StudioClient, name: str) -> str:
     job = api.request("POST", "/api/runs", json={"name": name, "task": "custom", "output_dir": "/tmp",
-                                                           "config": {}, "pid": None})
+                                                           "training_args": {}, "pid": None})
     return str(job["id"])
 
 

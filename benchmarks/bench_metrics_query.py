@@ -71,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp, \
             studio_server(Path(tmp) / "state") as api:
         job_id = api.request("POST", "/api/runs", json={"name": "one million points", "task": "custom",
-                                                        "output_dir": tmp, "config": {}, "pid": None})["id"]
+                                                        "output_dir": tmp, "training_args": {}, "pid": None})["id"]
         done = 0
         for stage in stages:
             started = time.perf_counter()

@@ -12,7 +12,7 @@ from finetune_studio.wire import Job, ReporterEvent
 def _store_with_points(tmp_path: Path, count: int, spike_at: int) -> Store:
     store = Store(tmp_path / "studio.db")
     store.insert_job(Job(id="j", name="j", task="t", kind="attached", state="running", attempt=1,
-                         created_at=time.time(), output_dir="", spec={}))
+                         created_at=time.time(), output_dir=""))
     events = [ReporterEvent(seq=s, type="metric", time=float(s),
                             data={"step": s, "values": {"train/loss": 100.0 if s == spike_at else 1.0}})
               for s in range(1, count + 1)]

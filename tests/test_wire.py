@@ -36,8 +36,11 @@ JOB = wire.Job(
     error=wire.JobError(type="cuda_oom", message="CUDA out of memory (tried to allocate 2.00 GiB)",
                         hint="lower training.batch_size or raise gradient_accumulation_steps"),
     best_metric={"eval/accuracy": 0.875},
-    spec=SPEC.model_dump(mode="json"),
+    spec=SPEC,
 )
+ATTACHED = JOB.model_copy(update={
+    "id": "j-0002", "kind": "attached", "task": "custom", "spec": None, "device": None,
+    "training_args": {"learning_rate": 5e-05, "num_train_epochs": 1.0, "run_name": "mine", "fp16": False}})
 LOG_LINE = wire.LogLine(seq=42, time=1764340010.5, stream="stderr",
                         text="Some weights were newly initialized")
 SERIES = wire.Series(step=[5, 10, 15], value=[0.69, None, 0.52],
@@ -48,11 +51,19 @@ CPU = wire.Device(index=None, kind="cpu", name="2 CPU cores")
 EVAL = {"step": 100, "values": {"eval/accuracy": 0.875}, "confusion_matrix": [[40, 3], [7, 30]],
         "labels": ["neg", "pos"]}
 
+ARRAY = wire.ArrayData(shape=[2, 2], data="AACAPwAAAEAAAEBAAACAQA==")  # [[1, 2], [3, 4]]
+HISTOGRAM = wire.HistogramData(edges=[1.0, 2.5, 4.0], counts=[2, 2], sample_size=4, sampled=False)
+SUMMARY = wire.TensorSummary(kind="tensor", shape=[2, 2], dtype="torch.float32", device="cpu", numel=4, bytes=16,
+                             min=1.0, max=4.0, mean=2.5, std=1.118, nan=0, posinf=0, neginf=0, zeros=0,
+                             histogram=HISTOGRAM, text="tensor[2, 2] f32 x∈[1.000, 4.000] μ=2.500 σ=1.118")
+TENSOR_INFO = wire.TensorInfo(id="20261130-101500-a1b2c3", name="outputs.logits", kind="tensor",
+                              created_at=1764497700.0, bytes=612, summary=SUMMARY)
+
 EXAMPLES: dict[str, BaseModel] = {
     "Progress": PROGRESS,
     "JobError": JOB.error,  # type: ignore[dict-item]
     "Job": JOB,
-    "JobList": wire.JobList(jobs=[JOB, RUNNING]),
+    "JobList": wire.JobList(jobs=[JOB, RUNNING, ATTACHED]),
     "Series": SERIES,
     "Metrics": wire.Metrics(series={"train/loss": SERIES}, total_points={"train/loss": 3}),
     "LogLine": LOG_LINE,
@@ -69,8 +80,8 @@ EXAMPLES: dict[str, BaseModel] = {
     ]),
     "IngestResult": wire.IngestResult(accepted=2, duplicates=1),
     "RunCreate": wire.RunCreate(name="my script", task="custom", output_dir="/tmp/out",
-                                config={"learning_rate": 5e-5, "num_train_epochs": 1}, pid=4242),
-    "Health": wire.Health(version="0.1.0"),
+                                training_args={"learning_rate": 5e-5, "num_train_epochs": 1}, pid=4242),
+    "Health": wire.Health(version="0.1.0", pid=31337),
     "Device": wire.Device(index=0, kind="cuda", name="NVIDIA H200", memory_total_mb=143771.0,
                           memory_used_mb=2048.5, utilization=87.0, busy_job="j-7f3a9c"),
     "SystemInfo": wire.SystemInfo(devices=[CPU], versions={"finetune_studio": "0.1.0", "torch": "2.9.1"}),
@@ -82,13 +93,19 @@ EXAMPLES: dict[str, BaseModel] = {
     ]),
     "EvalSample": wire.EvalSample(input="Ada Lovelace was born in London .", prediction="PER: Ada Lovelace",
                                   reference="PER: Ada Lovelace; LOC: London"),
-    "Samples": wire.Samples(step=300, samples=[
-        wire.EvalSample(input="what is the capital of norway ?", prediction="oslo", reference="oslo"),
-        wire.EvalSample(input="the big dog eats", prediction="der grosse hund", reference="der grosse hund frisst"),
-    ]),
     "ServerInfo": wire.ServerInfo(url="http://127.0.0.1:51234", token="s3cr3t-t0ken-abcdefgh", pid=31337,
                                   version="0.1.0"),
     "JobSpec": SPEC,
+    "ArrayData": ARRAY,
+    "HistogramData": HISTOGRAM,
+    "TensorSummary": SUMMARY,
+    "TensorCapture": wire.TensorCapture(name="outputs.logits", kind="tensor", summary=SUMMARY,
+                                        view={"preview_shape": [2, 2], "pool": [1, 1], "slice": None},
+                                        arrays={"preview": ARRAY}),
+    "TensorInfo": TENSOR_INFO,
+    "TensorList": wire.TensorList(tensors=[TENSOR_INFO]),
+    "TensorDetail": wire.TensorDetail(**TENSOR_INFO.model_dump(), view={"preview_shape": [2, 2]},
+                                      arrays={"preview": ARRAY}),
 }
 
 

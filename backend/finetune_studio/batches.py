@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .errors import NotFound
+from .spec import JobSpec
 from .wire import BatchExample, StepBatch
 
 FILE_NAME = "batches.bin"
@@ -28,9 +29,6 @@ class BatchRecorder:
     def record(self, step: int, rows: list[int], tokens: list[int]) -> None:
         record = np.array([self.attempt, step, len(rows), *rows, *tokens], dtype="<i4")
         self._file.write(record.tobytes())
-
-    def flush(self) -> None:
-        self._file.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -81,16 +79,14 @@ def recording_trainer(base: type) -> type:
     return RecordingTrainer
 
 
-def step_batch(job_dir: Path, spec_json: dict[str, Any], step: int) -> StepBatch:
+def step_batch(job_dir: Path, spec: JobSpec, step: int) -> StepBatch:
     """The examples of one step with their text, label and token count, longest first."""
-    from .spec import JobSpec
     from .tasks import load_task
 
     recorded = read_step(job_dir, step)
     if not recorded:
         raise NotFound(f"step {step} was not recorded for this job",
                        hint="steps are recorded from 1 to the job's current step")
-    spec = JobSpec.model_validate(spec_json)
     described = load_task(spec.task).describe_rows(spec, [row for row, _ in recorded])
     examples = [BatchExample(index=row, text=text, label=label, tokens=tokens)
                 for (row, tokens), (text, label) in zip(recorded, described, strict=True)]

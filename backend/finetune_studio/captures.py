@@ -4,10 +4,7 @@ written first and the row last, so a listed capture always has its arrays."""
 
 from __future__ import annotations
 
-import base64
 import json
-import math
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NotFound, StudioError
+from .errors import NotFound
+from .jobs import new_id
 from .store import Store
-
-MAX_BYTES = 32 * 1024 * 1024  # one capture's request body; debug.capture stays far below it
 
 
 @dataclass(frozen=True)
@@ -32,27 +28,6 @@ class Capture:
     view: dict[str, Any]
 
 
-def decode_array(name: str, shape: list[int], data: str) -> np.ndarray:
-    """Little-endian float32 from base64; the byte count must fit the shape."""
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except ValueError:
-        raise StudioError(f"array {name!r}: data is not base64",
-                          hint="encode the float32 bytes with base64") from None
-    expected = math.prod(shape) * 4
-    if len(raw) != expected:
-        raise StudioError(f"array {name!r}: {len(raw)} bytes for shape {shape} float32 (needs {expected})",
-                          hint="send little-endian float32 bytes, row-major, in base64")
-    return np.frombuffer(raw, dtype="<f4").reshape(shape)
-
-
-def encode_array(array: np.ndarray) -> dict[str, Any]:
-    """The inverse of `decode_array` (mirrors `debug.encode_array`, which starts from a torch tensor)."""
-    data = np.ascontiguousarray(array, dtype="<f4")
-    return {"dtype": "float32", "shape": list(data.shape),
-            "data": base64.b64encode(data.tobytes()).decode("ascii")}
-
-
 class Captures:
     def __init__(self, store: Store, folder: Path) -> None:
         self.store = store
@@ -62,7 +37,7 @@ class Captures:
             arrays: dict[str, np.ndarray], size: int) -> Capture:
         from safetensors.numpy import save_file
 
-        capture = Capture(id=time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3), name=name, kind=kind,
+        capture = Capture(id=new_id(), name=name, kind=kind,
                           created_at=time.time(), bytes=size, summary=summary, view=view)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._path(capture.id)

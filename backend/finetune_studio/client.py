@@ -15,21 +15,8 @@ from typing import Any
 import httpx
 
 from .discovery import Server, read_server_json
-from .errors import StudioError
+from .errors import ApiError, StudioError
 from .wire import FINISHED_STATES, Job, StreamEvent
-
-
-class ApiError(StudioError):
-    """An error answer of the server, with its detail."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        detail = body.get("detail")
-        if isinstance(detail, list):
-            detail = "; ".join(f"{d.get('field') or '.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
-                               for d in detail)
-        super().__init__(str(detail), body.get("hint"))
-        self.status = status
-        self.body = body
 
 
 class StudioClient:

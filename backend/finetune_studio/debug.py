@@ -12,7 +12,6 @@ Importing this module is cheap (standard library only); torch is imported on the
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
@@ -25,17 +24,10 @@ SLICE_SIDE = 512  # default slice of a pooled N-D tensor, at up to this resoluti
 TIMEOUT = 5.0  # seconds for the POST; the server is local
 
 
-def encode_array(t: Any) -> dict[str, Any]:
-    """A float32 tensor as {"dtype", "shape", "data"}: little-endian bytes in base64. Binary keeps NaN
-    and ±inf (the dashboard shows them as gaps) and is 5x smaller than a JSON list of numbers."""
-    array = t.detach().to("cpu").contiguous().numpy().astype("<f4", copy=False)
-    return {"dtype": "float32", "shape": list(array.shape),
-            "data": base64.b64encode(array.tobytes()).decode("ascii")}
-
-
 def build_payload(obj: Any, name: str, tokens: Any = None, tokenizer: Any = None,
                   input_ids: Any = None) -> dict[str, Any]:
     """The body of `POST /api/tensors` for `obj` (see docs/tensors.md)."""
+    from .arrays import encode_array
     from .attention import attention_views, find_attention
     from .tensors import summarize
 
@@ -58,6 +50,7 @@ def build_payload(obj: Any, name: str, tokens: Any = None, tokenizer: Any = None
 def _tensor_views(obj: Any, summary: Any) -> dict[str, Any]:
     import torch
 
+    from .arrays import encode_array
     from .pooling import downsample, factors_for, pool
     from .tensors import as_tensors, slice2d
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class StudioError(Exception):
@@ -69,3 +70,16 @@ class Unsupported(StudioError):
 
     status_code = 422
     type = "unsupported"
+
+
+class ApiError(StudioError):
+    """An error answer of the server as a client sees it (`client.py`), with its detail."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        detail = body.get("detail")
+        if isinstance(detail, list):
+            detail = "; ".join(f"{d.get('field') or '.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
+                               for d in detail)
+        super().__init__(str(detail), body.get("hint"))
+        self.status = status
+        self.body = body

@@ -23,23 +23,12 @@ import httpx
 from transformers import TrainerCallback
 
 from .discovery import NoServer, find_server
-from .wire import IngestBatch, ReporterEvent
+from .wire import IngestBatch, ReporterEvent, json_safe
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.2
 MAX_BATCH = 1000
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: non-finite floats travel as null (the point is kept, its value is not a number)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 class ReporterClient:
@@ -63,7 +52,7 @@ class ReporterClient:
         with self._lock:
             self._seq += 1
             self._pending.append(ReporterEvent.model_validate(
-                {"seq": self._seq, "type": type_, "time": time.time(), "data": _clean(data)}))
+                {"seq": self._seq, "type": type_, "time": time.time(), "data": json_safe(data)}))
             if len(self._pending) >= MAX_BATCH:
                 self._wake.set()
 
@@ -168,7 +157,7 @@ class StudioCallback(TrainerCallback):
             try:
                 response = httpx.post(f"{url}/api/runs", json={
                     "name": self.name or Path(args.output_dir or "run").name, "task": "custom",
-                    "output_dir": str(Path(args.output_dir or ".").resolve()), "config": config,
+                    "output_dir": str(Path(args.output_dir or ".").resolve()), "training_args": config,
                     "pid": os.getpid()}, headers={"Authorization": f"Bearer {token}"}, timeout=10,
                     trust_env=False)
                 response.raise_for_status()

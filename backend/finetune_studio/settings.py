@@ -27,6 +27,9 @@ class Settings:
     port: int = 0
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     allow_remote: bool = False
+    max_body_bytes: int = 1 << 20  # a request body, unless a route below says otherwise
+    max_events_bytes: int = 16 << 20  # a reporter's batch (POST /api/jobs/{id}/events)
+    max_capture_bytes: int = 32 << 20  # one captured tensor (POST /api/tensors); debug.capture stays far below
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -46,3 +49,10 @@ class Settings:
     @property
     def server_json(self) -> Path:
         return self.data_dir / "server.json"
+
+    def body_limit(self, path: str) -> int:
+        if path == "/api/tensors":
+            return self.max_capture_bytes
+        if path.startswith("/api/jobs/") and path.endswith("/events"):
+            return self.max_events_bytes
+        return self.max_body_bytes

@@ -10,6 +10,7 @@ unique, so a replayed batch is stored once.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from .errors import NotFound
 from .wire import Job, LogLine, ReporterEvent, Series, StreamEvent, finite
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -41,7 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     best_metric TEXT,
     spec TEXT NOT NULL,
-    pid INTEGER
+    pid INTEGER,
+    training_args TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL,
@@ -77,8 +80,10 @@ CREATE TABLE IF NOT EXISTS tensors (
 """
 
 JOB_COLUMNS = ("id name task kind state attempt created_at started_at finished_at progress device "
-               "output_dir error best_metric spec").split()
-_JSON_COLUMNS = {"progress", "error", "best_metric", "spec"}
+               "output_dir error best_metric spec training_args").split()
+_JSON_COLUMNS = {"progress", "error", "best_metric", "spec", "training_args"}
+# Columns added after a state folder may have been created: (table, column, type).
+_ADDED_COLUMNS = [("jobs", "training_args", "TEXT")]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -96,6 +101,10 @@ class _Writer(threading.Thread):
         super().__init__(name="studio-store-writer", daemon=True)
         self.conn = _connect(path)
         self.conn.executescript(SCHEMA)
+        for table, column, type_ in _ADDED_COLUMNS:
+            present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
         self.jobs: queue.Queue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = queue.Queue()
 
     def run(self) -> None:
@@ -140,11 +149,12 @@ class Store:
         return conn
 
     # -- jobs ----------------------------------------------------------------------------------
-    def insert_job(self, job: Job) -> None:
+    def insert_job(self, job: Job, pid: int | None = None) -> None:
         row = _job_row(job)
-        placeholders = ", ".join("?" for _ in JOB_COLUMNS)
-        self.write(lambda c: c.execute(f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({placeholders})",
-                                       [row[k] for k in JOB_COLUMNS]))
+        columns = [*JOB_COLUMNS, "pid"]
+        placeholders = ", ".join("?" for _ in columns)
+        self.write(lambda c: c.execute(f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({placeholders})",
+                                       [*(row[k] for k in JOB_COLUMNS), pid]))
 
     def update_job(self, job_id: str, **fields: Any) -> Job:
         """Set columns of one job; returns the job as stored afterwards."""
@@ -167,7 +177,13 @@ class Store:
             sql += f" WHERE state IN ({', '.join('?' for _ in states)})"
             params = states
         rows = self.reader().execute(sql + " ORDER BY created_at DESC", params).fetchall()
-        return [_job_from_row(r) for r in rows]
+        jobs = []
+        for row in rows:
+            try:
+                jobs.append(_job_from_row(row))
+            except ValueError as error:  # a damaged row never takes the listing (or the start) down
+                log.error("job %s in %s is unreadable and left out: %s", row[0], self.path, error)
+        return jobs
 
     def job_pid(self, job_id: str) -> int | None:
         row = self.reader().execute("SELECT pid FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -294,11 +310,6 @@ class Store:
             rows = sorted(picked.values())
         return Series(step=[r[0] for r in rows], value=[r[1] for r in rows], time=[r[2] for r in rows]), count
 
-    def last_step(self, job_id: str) -> int:
-        row = self.reader().execute("SELECT COALESCE(MAX(step), 0) FROM metrics WHERE job_id = ?",
-                                    (job_id,)).fetchone()
-        return int(row[0])
-
 
 def _as_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -325,7 +336,9 @@ def _update_best(conn: sqlite3.Connection, job_id: str, values: dict[str, Any]) 
 
 def _job_row(job: Job) -> dict[str, Any]:
     row = job.model_dump(mode="json")
-    return {k: json.dumps(row[k]) if k in _JSON_COLUMNS and row[k] is not None else row[k] for k in JOB_COLUMNS}
+    # spec is NOT NULL in state folders made by 0.1: an attached run's missing spec is stored as JSON null
+    return {k: json.dumps(row[k]) if k in _JSON_COLUMNS and (row[k] is not None or k == "spec") else row[k]
+            for k in JOB_COLUMNS}
 
 
 def _job_from_row(row: tuple[Any, ...]) -> Job:
@@ -333,7 +346,18 @@ def _job_from_row(row: tuple[Any, ...]) -> Job:
     for key in _JSON_COLUMNS:
         if data[key] is not None:
             data[key] = json.loads(data[key])
+    if data["kind"] == "attached" and data["spec"] is not None and "model" not in data["spec"]:
+        data["spec"] = None  # state folders of 0.1 kept an attached run's arguments there
     return Job.model_validate(data)
+
+
+def read_job(path: Path, job_id: str) -> Job:
+    """One job, read from a state folder's database without a Store (the worker, another process)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        return _get_job(conn, job_id)
+    finally:
+        conn.close()
 
 
 def _get_job(conn: sqlite3.Connection, job_id: str) -> Job:

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from .wire import json_safe
+
 CHUNK = 1 << 22  # elements per step: a float64 upcast of one chunk is 32 MB
 SAMPLE = 1 << 16  # histogram sample size
 BINS = 50
@@ -53,17 +55,7 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: non-finite floats become None."""
-        return _json_safe(asdict(self))  # type: ignore[no-any-return]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
+        return json_safe(asdict(self))  # type: ignore[no-any-return]
 
 
 def as_tensors(obj: Any) -> tuple[list[torch.Tensor], list[int], str]:

@@ -2,15 +2,17 @@
 
 Mirrored by `plugin/.../core/Wire.kt` and the dashboard's JSDoc types; `tests/test_wire.py` writes one
 example of each model into `tests/fixtures/wire/`, which the Kotlin tests parse, so drift fails a test.
-Times are UNIX seconds (float). Non-finite floats go out as null (see `finite`).
+Times are UNIX seconds (float). Non-finite floats go out as null (see `finite` and `json_safe`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+
+from .spec import JobSpec
 
 JobState = Literal["queued", "running", "cancelling", "completed", "failed", "cancelled", "interrupted"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "interrupted"})
@@ -22,6 +24,17 @@ def finite(value: float | None) -> float | None:
     """NaN and ±inf are not JSON: they travel as null, decided here only."""
     if value is None or math.isnan(value) or math.isinf(value):
         return None
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float (in dicts, lists and tuples too) replaced by null."""
+    if isinstance(value, float):
+        return finite(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -55,7 +68,9 @@ class Job(BaseModel):
     error: JobError | None = None
     best_metric: dict[str, float] | None = Field(
         None, description="the best eval value seen so far: {name: value}")
-    spec: dict[str, Any]
+    spec: JobSpec | None = Field(None, description="what a managed job runs; null for attached runs")
+    training_args: dict[str, str | int | float | bool | None] | None = Field(
+        None, description="an attached run's TrainingArguments (its scalar values); null for managed jobs")
 
 
 class JobList(BaseModel):
@@ -78,7 +93,7 @@ class Metrics(BaseModel):
 class LogLine(BaseModel):
     seq: int
     time: float
-    stream: Literal["stdout", "stderr", "studio"]
+    stream: Literal["stdout", "stderr"]
     text: str
 
 
@@ -122,13 +137,15 @@ class RunCreate(BaseModel):
     name: str = "attached run"
     task: str = "custom"
     output_dir: str = ""
-    config: dict[str, Any] = Field(default_factory=dict, description="the script's TrainingArguments")
+    training_args: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="the script's TrainingArguments (scalar values)")
     pid: int | None = Field(None, description="the script's process: if it dies, the run is interrupted")
 
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     version: str
+    pid: int = Field(description="the server's process: discovery checks it against server.json")
 
 
 class Device(BaseModel):
@@ -167,13 +184,6 @@ class EvalSample(BaseModel):
     reference: str
 
 
-class Samples(BaseModel):
-    """`GET /api/jobs/{id}/samples`: the samples of the job's latest evaluation (step None before one)."""
-
-    step: int | None = None
-    samples: list[EvalSample] = Field(default_factory=list)
-
-
 class ServerInfo(BaseModel):
     """The content of `server.json`."""
 
@@ -181,3 +191,71 @@ class ServerInfo(BaseModel):
     token: str
     pid: int
     version: str
+
+
+# -- captured tensors (`POST/GET /api/tensors`; the payload is described in docs/tensors.md) -----------
+class ArrayData(BaseModel):
+    """A float32 array: little-endian bytes, row-major, in base64 (NaN and ±inf survive)."""
+
+    dtype: Literal["float32"] = "float32"
+    shape: list[Annotated[int, Field(ge=0)]]
+    data: str
+
+
+class HistogramData(BaseModel):
+    edges: list[float | None]
+    counts: list[int]
+    sample_size: int
+    sampled: bool
+
+
+class TensorSummary(BaseModel):
+    """Mirrors `tensors.Summary`; non-finite floats travel as null."""
+
+    kind: str
+    shape: list[int]
+    dtype: str
+    device: str
+    numel: int
+    bytes: int
+    requires_grad: bool = False
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    nan: int | None = None
+    posinf: int | None = None
+    neginf: int | None = None
+    zeros: int | None = None
+    histogram: HistogramData | None = None
+    note: str | None = None
+    text: str
+
+
+class TensorCapture(BaseModel):
+    """The body of POST /api/tensors (what `debug.build_payload` makes)."""
+
+    name: str = Field(min_length=1, max_length=300)
+    kind: Literal["tensor", "attention"]
+    summary: TensorSummary
+    view: dict[str, Any] = Field(default_factory=dict)
+    arrays: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")], ArrayData] = Field(
+        default_factory=dict, max_length=16)
+
+
+class TensorInfo(BaseModel):
+    id: str
+    name: str
+    kind: Literal["tensor", "attention"]
+    created_at: float
+    bytes: int = Field(description="size of the capture as it was sent")
+    summary: TensorSummary
+
+
+class TensorList(BaseModel):
+    tensors: list[TensorInfo]
+
+
+class TensorDetail(TensorInfo):
+    view: dict[str, Any]
+    arrays: dict[str, ArrayData]

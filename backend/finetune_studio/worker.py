@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import StudioError
 from .spec import JobSpec
+from .store import read_job
 
 
 class GracefulStop:
@@ -92,6 +93,13 @@ def error_of(exc: BaseException) -> dict[str, Any]:
             "hint": "the job's log holds the full traceback"}
 
 
+def job_spec(job_dir: Path) -> JobSpec:
+    """The job's spec, from the state folder's database (its one home); the job folder is named by id."""
+    job = read_job(job_dir.parent.parent / "studio.db", job_dir.name)
+    assert job.spec is not None, "attached runs have no worker"
+    return job.spec
+
+
 def run(job_dir: Path) -> dict[str, Any]:
     import torch
     from transformers import Trainer, TrainerCallback
@@ -103,7 +111,7 @@ def run(job_dir: Path) -> dict[str, Any]:
     from .tasks import load_task
 
     transformers_logging.disable_progress_bar()
-    spec = JobSpec.model_validate_json((job_dir / "spec.json").read_text(encoding="utf-8"))
+    spec = job_spec(job_dir)
     attempt = int(os.environ.get("FINETUNE_STUDIO_ATTEMPT", "1"))
     stop = GracefulStop()
     client = ReporterClient(os.environ.get("FINETUNE_STUDIO_URL"), os.environ.get("FINETUNE_STUDIO_TOKEN"),

@@ -1,0 +1,83 @@
+"""Managed jobs and what they recorded: submit, list, cancel, resume, delete; metrics, logs, batches,
+the latest evaluation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from .. import batches
+from ..errors import NotFound
+from ..spec import check_files, parse_spec
+from ..wire import Job, JobList, Logs, Metrics, StepBatch, StreamEvent
+from .deps import JobDep, JobsDep, SchedulerDep, SettingsDep, StoreDep
+
+router = APIRouter()
+
+
+@router.post("/jobs", status_code=201)
+def submit(body: dict[str, Any], jobs: JobsDep, scheduler: SchedulerDep, settings: SettingsDep) -> Job:
+    spec = parse_spec(body, settings.project_dir)
+    check_files(spec)
+    scheduler.check_resources(spec)
+    job = jobs.submit(spec)
+    scheduler.wake()
+    return job
+
+
+@router.get("/jobs")
+def list_jobs(store: StoreDep) -> JobList:
+    return JobList(jobs=store.list_jobs())
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job: JobDep) -> Job:
+    return job
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel(job_id: str, scheduler: SchedulerDep) -> Job:
+    return await scheduler.cancel(job_id)
+
+
+@router.post("/jobs/{job_id}/resume")
+def resume(job_id: str, jobs: JobsDep, scheduler: SchedulerDep) -> Job:
+    job = jobs.resume(job_id)
+    scheduler.wake()
+    return job
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete(job_id: str, jobs: JobsDep, files: bool = False) -> None:
+    jobs.delete(job_id, files)
+
+
+@router.get("/jobs/{job_id}/metrics")
+def metrics(job: JobDep, store: StoreDep, names: str | None = None,
+            max_points: Annotated[int, Query(ge=10, le=1_000_000)] = 2000) -> Metrics:
+    # Read before the series: events after it may repeat a point read below; merged by step, harmless.
+    result = Metrics(series={}, last_seq=store.last_seq(job.id))
+    wanted = [n for n in names.split(",") if n] if names else store.metric_names(job.id)
+    for name in wanted:
+        result.series[name], result.total_points[name] = store.series(job.id, name, max_points)
+    return result
+
+
+@router.get("/jobs/{job_id}/logs")
+def logs(job: JobDep, store: StoreDep, after: int = 0,
+         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Logs:
+    return Logs(lines=store.logs(job.id, after, limit))
+
+
+@router.get("/jobs/{job_id}/steps/{step}/batch")
+def step_batch(job: JobDep, jobs: JobsDep, step: int) -> StepBatch:
+    if job.spec is None:
+        raise NotFound(f"job {job.id} is an attached run: its batches are not recorded")
+    return batches.step_batch(jobs.folder(job.id), job.spec, step)
+
+
+@router.get("/jobs/{job_id}/evals/latest")
+def latest_eval(job: JobDep, store: StoreDep) -> StreamEvent | None:
+    """The job's last evaluation: values and details (samples, confusion matrix...); null before one."""
+    return store.latest_eval(job.id)
