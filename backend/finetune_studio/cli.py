@@ -1,4 +1,8 @@
-"""`finetune-studio serve | run | jobs | demo`."""
+"""`finetune-studio`: the parser, the error boundary and `serve`; the other commands are in `commands.py`.
+
+A user's mistake (a bad path or TOML, an unknown job, no server) ends as one line `error: ...; hint: ...`
+and a non-zero exit code, never a traceback; tracebacks are kept for bugs.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ import socket
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import StudioError
+import httpx
 
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("FINETUNE_STUDIO_HOME") or Path.cwd() / ".finetune-studio")
+from . import __version__, commands
+from .commands import default_data_dir
+from .errors import ApiError, StudioError
+from .follow import error_line
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -63,72 +67,43 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    from .client import StudioClient, ensure_server
-    from .follow import follow
-    from .spec import check_files, load_spec
-
-    spec = load_spec(Path(args.config))
-    check_files(spec)
-    info = ensure_server(args.data_dir)
-    client = StudioClient.from_info(info)
-    job = client.submit(spec.model_dump(mode="json"))
-    print(f"job {job.id} ({job.name}) submitted; dashboard: {info.url}/?token={info.token}#job={job.id}")
-    final = follow(client, job.id)
-    return 0 if final.state == "completed" else 1
-
-
-def jobs(args: argparse.Namespace) -> int:
-    from .client import StudioClient, read_server_info
-
-    info = read_server_info(args.data_dir)
-    if info is None:
-        print(f"no server is running for {args.data_dir}; start one with `finetune-studio serve`", file=sys.stderr)
-        return 1
-    listing = StudioClient.from_info(info).jobs()
-    if not listing:
-        print("no jobs yet: try `finetune-studio demo`")
-    print(f"{'ID':<22} {'STATE':<12} {'TASK':<22} {'STEP':>12}  NAME")
-    for job in listing:
-        step = f"{job.progress.step}/{job.progress.max_steps}" if job.progress.max_steps else "-"
-        print(f"{job.id:<22} {job.state:<12} {job.task:<22} {step:>12}  {job.name}")
-    return 0
-
-
-def demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo(Path(args.folder), args.data_dir, quick=args.quick)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="finetune-studio", description="Fine-tune transformers, watch them live.")
     parser.add_argument("--version", action="version", version=__version__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    subcommands = parser.add_subparsers(dest="command", required=True)
 
-    def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def add(name: str, handler: object, help: str) -> argparse.ArgumentParser:
+        p = subcommands.add_parser(name, help=help)
         p.add_argument("--data-dir", type=Path, default=None,
                        help="state folder (default: $FINETUNE_STUDIO_HOME or ./.finetune-studio)")
+        p.set_defaults(handler=handler)
         return p
 
-    p = with_data_dir(commands.add_parser("serve", help="start the server and dashboard"))
+    p = add("serve", serve, "start the server and dashboard")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--token", default=None, help="default: a new random token")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     p.add_argument("--log-level", default="warning")
-    p.set_defaults(handler=serve)
 
-    p = with_data_dir(commands.add_parser("run", help="submit a finetune.toml and follow it"))
-    p.add_argument("config", help="path of finetune.toml")
-    p.set_defaults(handler=run)
+    add("run", commands.run, "submit a finetune.toml and follow it").add_argument(
+        "config", help="path of finetune.toml")
 
-    with_data_dir(commands.add_parser("jobs", help="list jobs")).set_defaults(handler=jobs)
-
-    p = with_data_dir(commands.add_parser("demo", help="fine-tune MiniLM on movie-review sentiment, offline"))
+    p = add("demo", commands.demo, "fine-tune MiniLM on movie-review sentiment, offline")
     p.add_argument("--folder", default="finetune-studio-demo", help="where to write the data and finetune.toml")
     p.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
-    p.set_defaults(handler=demo)
+
+    add("status", commands.status, "the server's URL and pid, and the jobs that run")
+    add("stop", commands.stop, "stop the server gracefully (running jobs become interrupted, resumable)").add_argument(
+        "--force", action="store_true", help="stop even while jobs run")
+    add("open", commands.open_dashboard, "open the dashboard in the browser").add_argument(
+        "job", nargs="?", default=None, help="a job to show (default: the job list)")
+    add("jobs", commands.jobs, "list jobs")
+    p = add("logs", commands.logs, "print a job's log")
+    p.add_argument("job")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the job ends")
+    add("cancel", commands.cancel, "stop a job after its current step, keeping a checkpoint").add_argument("job")
+    add("resume", commands.resume, "continue a stopped or failed job from its last checkpoint").add_argument("job")
 
     args = parser.parse_args(argv)
     if args.data_dir is None:
@@ -138,10 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.handler(args)
         return result
     except StudioError as error:
-        print(f"error: {error.message}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+        if isinstance(error, ApiError) and error.status == 404:  # the only lookups by id are of jobs
+            error.hint = f"`{commands.command(args, 'jobs')}` lists the jobs of this server"
+        print(error_line(error.message, error.hint), file=sys.stderr)
+        return 1
+    except httpx.TransportError as error:
+        print(error_line(f"lost the connection to the server ({str(error) or type(error).__name__})",
+                         f"`{commands.command(args, 'status')}` says whether it runs; its log is "
+                         f"{args.data_dir / 'server.log'}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-

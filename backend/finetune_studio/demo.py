@@ -7,6 +7,7 @@ Model: all-MiniLM-L6-v2 (pretrained BERT, 6 layers, 22.7M parameters), shipped b
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import random
@@ -85,24 +86,24 @@ def majority_share(path: Path) -> tuple[str, float]:
     return label, count / sum(labels.values())
 
 
-def run_demo(folder: Path, data_dir: Path, quick: bool = False) -> int:
-    from .client import StudioClient, ensure_server
+def run_demo(args: argparse.Namespace) -> int:
+    """Write the data and finetune.toml into `args.folder`, then fine-tune on the server of `args.data_dir`."""
+    from .commands import client_of, dashboard_url, load_config, started_server
     from .follow import follow
-    from .spec import load_spec
 
-    sizes = (240, 120, 1.0) if quick else (2400, 600, 2.0)
-    config = write_demo(folder.resolve(), *sizes)
+    folder = Path(args.folder).resolve()
+    sizes = (240, 120, 1.0) if args.quick else (2400, 600, 2.0)
+    config = write_demo(folder, *sizes)
     print(f"wrote {config} ({sizes[0]} training and {sizes[1]} evaluation snippets)")
-    info = ensure_server(data_dir)
-    print(f"dashboard: {info.url}/?token={info.token}")
-    client = StudioClient.from_info(info)
-    job = client.submit(load_spec(config).model_dump(mode="json"))
-    print(f"job {job.id}: follow it live at {info.url}/?token={info.token}#job={job.id}")
+    info = started_server(args)
+    client = client_of(info)
+    job = client.submit(load_config(config).model_dump(mode="json"))
+    print(f"job {job.id}: follow it live at {dashboard_url(info, job.id)}")
     final = follow(client, job.id)
     if final.state != "completed":
         return 1
     accuracy = client.metrics(job.id, names="eval/accuracy")["series"]["eval/accuracy"]["value"][-1]
-    label, baseline = majority_share(folder.resolve() / "data" / "dev.csv")
+    label, baseline = majority_share(folder / "data" / "dev.csv")
     print(f"eval accuracy {accuracy:.3f} against {baseline:.3f} for always answering {label!r} "
           f"(the majority class); model saved in {final.output_dir}")
     return 0

@@ -1,4 +1,9 @@
-"""Following a job in the terminal: a progress bar with step, loss and ETA, then the outcome."""
+"""Following a job in the terminal: one progress bar with step, loss and ETA, then the outcome.
+
+The worker's own output (library load reports, Python warnings, the Trainer's log lines) stays in the
+job's log: the dashboard's Logs tab and `finetune-studio logs ID` show it. Above the bar go only the
+evaluations, state changes and the warnings meant for the user (lines starting with `warning: `).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,21 @@ from tqdm import tqdm
 from .client import StudioClient
 from .wire import FINISHED_STATES, Job
 
+# The prefix that the worker and the tasks give to warnings about the user's data or settings
+# (e.g. tasks/causal_lm.py on examples left out); anything else on the worker's streams is log only.
+USER_WARNING = "warning: "
 
-def follow(client: StudioClient, job_id: str, show_logs: bool = False) -> Job:
+
+def error_line(message: str, hint: str | None = None) -> str:
+    """How the CLI says what went wrong: one line, with the fix when there is one."""
+    return f"error: {message}" + (f"; hint: {hint}" if hint else "")
+
+
+def follow(client: StudioClient, job_id: str) -> Job:
     """Show the job's progress until it ends; Ctrl+C cancels it (its checkpoint is kept)."""
     bar = tqdm(total=None, unit="step", dynamic_ncols=True, file=sys.stderr, desc=job_id)
     loss: float | None = None
-    evaluation: dict[str, float] = {}
+    warned: set[str] = set()
     try:
         for event in client.stream(job_id):
             data = event.data
@@ -31,15 +45,17 @@ def follow(client: StudioClient, job_id: str, show_logs: bool = False) -> Job:
             elif event.type == "metric":
                 loss = data["values"].get("train/loss", loss)
             elif event.type == "eval":
-                evaluation = {k: v for k, v in data["values"].items() if isinstance(v, float)}
+                values = {k: v for k, v in data["values"].items() if isinstance(v, float)}
                 bar.write("eval @ step {}: {}".format(data["step"], ", ".join(
-                    f"{k.removeprefix('eval/')}={v:.4f}" for k, v in evaluation.items())))
-            elif event.type == "log" and (show_logs or data.get("stream") == "stderr"):
-                bar.write(data["text"])
+                    f"{k.removeprefix('eval/')}={v:.4f}" for k, v in values.items())))
+            elif event.type == "log" and data["text"].startswith(USER_WARNING) and data["text"] not in warned:
+                warned.add(data["text"])
+                bar.write(data["text"], file=sys.stderr)
             elif event.type == "state":
                 bar.write(f"job {job_id}: {data['state']}")
     except KeyboardInterrupt:
-        bar.write("cancelling (a checkpoint is saved; `Resume` continues from it)...")
+        bar.write(f"cancelling job {job_id}: a checkpoint is saved, `finetune-studio resume {job_id}` continues "
+                  "from it...")
         client.cancel(job_id)
         for event in client.stream(job_id, after=0):
             if event.type == "state" and event.data["state"] in FINISHED_STATES:
@@ -48,7 +64,5 @@ def follow(client: StudioClient, job_id: str, show_logs: bool = False) -> Job:
         bar.close()
     job = client.job(job_id)
     if job.error:
-        print(f"error ({job.error.type}): {job.error.message}", file=sys.stderr)
-        if job.error.hint:
-            print(f"hint: {job.error.hint}", file=sys.stderr)
+        print(error_line(f"{job.error.message} ({job.error.type})", job.error.hint), file=sys.stderr)
     return job
