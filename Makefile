@@ -34,7 +34,7 @@ test-python: install chromium
 	$(PY) -m pytest
 
 # pytest runs last so that its summary is the run's closing line.
-test: install chromium test-js test-plugin-core test-python
+test: install chromium lint test-js test-plugin-core test-python
 
 lint: install
 	$(VENV)/bin/ruff check backend tests benchmarks
