@@ -160,6 +160,22 @@ def test_follow_prints_user_warnings_once_and_no_library_noise(server: RunningSe
     assert noise in logged and logged.count(warning) == 2
 
 
+def test_a_crashed_job_ends_in_one_error_line(server: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """A crash's message carries the worker's last stderr lines: the terminal shows its first and last."""
+    job_id = attached_run(server)
+    message = ("the worker died (exit code 1). Last stderr lines:\nTraceback (most recent call last):\n"
+               '  File "x.py", line 1, in <module>\nImportError: cannot import name \'y\'')
+    report(server, job_id, 1, [("end", {"state": "failed", "error": {
+        "type": "worker_crashed", "message": message, "hint": "Resume continues from the last checkpoint"}})])
+    assert follow(server.client, job_id).state == "failed"
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: the worker died (exit code 1). Last stderr lines: ... ImportError: cannot import "
+                      f"name 'y' (`finetune-studio logs {job_id}`) (worker_crashed); "
+                      "hint: Resume continues from the last checkpoint"]
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("command", [("status",), ("jobs",), ("logs", "x"), ("cancel", "x"), ("resume", "x")])
 def test_commands_without_a_server_say_so_in_one_line(command: tuple[str, ...], tmp_path: Path) -> None:
     result = cli(*command, "--data-dir", str(tmp_path / "state"), cwd=tmp_path)

@@ -21,7 +21,7 @@ USER_WARNING = "warning: "
 
 def error_line(message: str, hint: str | None = None) -> str:
     """How the CLI says what went wrong: one line, with the fix when there is one."""
-    return f"error: {message}" + (f"; hint: {hint}" if hint else "")
+    return " ".join(f"error: {message}".splitlines()) + (f"; hint: {hint}" if hint else "")
 
 
 def follow(client: StudioClient, job_id: str) -> Job:
@@ -64,5 +64,8 @@ def follow(client: StudioClient, job_id: str) -> Job:
         bar.close()
     job = client.job(job_id)
     if job.error:
-        print(error_line(f"{job.error.message} ({job.error.type})", job.error.hint), file=sys.stderr)
+        lines = [line.strip() for line in job.error.message.splitlines() if line.strip()] or [job.error.type]
+        # A crash's message ends with the worker's last stderr lines: the terminal gets the first and last.
+        message = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]} (`finetune-studio logs {job_id}`)"
+        print(error_line(f"{message} ({job.error.type})", job.error.hint), file=sys.stderr)
     return job
