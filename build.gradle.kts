@@ -1,10 +1,10 @@
 // The Fine-Tune Studio PyCharm plugin, built with the IntelliJ Platform Gradle Plugin 2.x.
-// Sources are under plugin/ (the root holds the Python project too). Needs Gradle >= 8.13 and a network
-// that reaches Maven Central and JetBrains' repositories:
-//   gradle buildPlugin      -> build/distributions/finetune-studio-pycharm-<version>.zip (Install Plugin from Disk)
-//   gradle runIde           -> a sandbox PyCharm with the plugin
-//   gradle test             -> core JUnit tests + platform tests (BasePlatformTestCase, headless)
-//   gradle verifyPlugin     -> JetBrains' Plugin Verifier against the recommended IDEs
+// Sources are under plugin/ (the root holds the Python project too). Needs a network that reaches Maven
+// Central and JetBrains' repositories; ./gradlew downloads Gradle 8.14.3 (the plugin 2.10 needs >= 8.13):
+//   ./gradlew buildPlugin      -> build/distributions/finetune-studio-pycharm-<version>.zip (Install Plugin from Disk)
+//   ./gradlew runIde           -> a sandbox PyCharm with the plugin
+//   ./gradlew test             -> core JUnit tests + platform tests (BasePlatformTestCase, headless)
+//   ./gradlew verifyPlugin     -> JetBrains' Plugin Verifier against the recommended IDEs
 // Without Gradle, plugin/scripts/test-core.sh compiles and tests the platform-free core with kotlinc.
 import org.jetbrains.intellij.platform.gradle.TestFrameworkType
 import org.jetbrains.kotlin.gradle.dsl.KotlinVersion
@@ -45,11 +45,23 @@ dependencies {
     intellijPlatform {
         // the last standalone PyCharm Community line; for 2025.3+ use pycharm("2025.3") (the unified PyCharm)
         pycharmCommunity("2025.1.6.1")
+        // PyDebugValue & co. (module intellij.python.pydev): the Gradle plugin collects a bundled plugin's lib/
+        // and lib/modules/ jars (CollectorTransformer.collectJars), so no bundledModule(...) is needed for it
         bundledPlugin("PythonCore")
+        // JsonSchemaProviderFactory for finetune.toml (json-schema.xml); JSON is a plugin of its own since 2024.3
+        bundledPlugin("com.intellij.modules.json")
+        // XDebuggerTreeActionBase/XValueNodeImpl (intellij.platform.debugger.impl) are in the core's lib/*.jar on
+        // 251, which the compile classpath holds (product-info.json's boot class path + the com.intellij layout,
+        // CollectorTransformer.collectIntelliJPlatformJars); from 2025.3 the split debugger may need
+        // bundledModule("intellij.platform.debugger.impl"): re-check when untilBuild is raised.
         testFramework(TestFrameworkType.Platform)
     }
-    // Gson comes from the platform (an embedded library module): never bundle it (LinkageErrors).
-    // If it does not resolve at compile time, add: compileOnly("com.google.code.gson:gson:2.11.0")
+    // Gson: at run time the platform's copy (an embedded library module, loaded by the core class loader) is
+    // used, and it must never be bundled (a second Gson gave LinkageErrors, redhat-developer/lsp4ij#988).
+    // Which lib/*.jar holds it on 251 was not read in the sources, so compile against it explicitly:
+    // compileOnly is neither packaged nor on the runtime classpath. 2.10.1 has every call the plugin makes
+    // (JsonParser.parseString/parseReader, @JsonAdapter(nullSafe)), which the platform's newer copy keeps.
+    compileOnly("com.google.code.gson:gson:2.10.1")
     testImplementation("junit:junit:4.13.2")
 }
 
@@ -60,8 +72,8 @@ intellijPlatform {
         version = project.version.toString()
         ideaVersion {
             sinceBuild = "251"
-            // no upper bound: the default would be "251.*" and the plugin would not load in the next release
-            untilBuild = provider { null }
+            // the newest branch the glue was read against; plugin/README.md lists what to re-check before raising it
+            untilBuild = "251.*"
         }
     }
     buildSearchableOptions = false
