@@ -29,21 +29,22 @@ import kotlinx.coroutines.withContext
 import java.io.IOException
 import java.nio.file.Path
 import java.time.Duration
-import kotlin.concurrent.thread
 
 /**
  * Owns the project's backend: reuses a live server of `.finetune-studio/server.json`, else starts
  * `python -m finetune_studio serve` with the project's interpreter and waits for its health; publishes
- * Stopped / Starting / Running / Failed; sends the server's output to idea.log; notifies once per failure
- * (Restart, and Install when the package is missing); stops the process it started when the project closes.
- * Every blocking step runs on [Dispatchers.IO] in the injected [scope], never on the EDT.
+ * Stopped / Starting / Running / Failed; notifies once per failure (Restart, and Install when the package
+ * is missing). The server it starts runs detached, in a session of its own with its output in
+ * `<state folder>/server.log`: closing the project or the IDE leaves it training, the next project open
+ * finds it through `server.json`, and it stops itself once idle. Every blocking step runs on
+ * [Dispatchers.IO] in the injected [scope], never on the EDT.
  */
 @Service(Service.Level.PROJECT)
 class BackendService(private val project: Project, internal val scope: CoroutineScope) : Disposable {
     sealed interface State {
         data object Stopped : State
         data object Starting : State
-        /** [owned]: this service started the process (and stops it); else it reuses someone else's server. */
+        /** [owned]: this service started the process (Restart stops it); else it reuses someone else's server. */
         data class Running(val info: ServerInfo, val owned: Boolean) : State
         data class Failed(val reason: String, val python: String?, val missingPackage: Boolean) : State
     }
@@ -128,10 +129,11 @@ class BackendService(private val project: Project, internal val scope: Coroutine
             return fail(reason, python, missing)
         }
         val startedAt = System.currentTimeMillis()
-        val command = BackendCommand.serve(python, stateDir, settings.port)
-        LOG.info("Fine-Tune Studio: starting ${command.joinToString(" ")}")
+        val command = BackendCommand.inOwnSession(BackendCommand.serve(python, stateDir, settings.port))
+        val log = stateDir.resolve(SERVER_LOG)
+        LOG.info("Fine-Tune Studio: starting ${command.joinToString(" ")} (output in $log)")
         val started = try {
-            BackendProcess.start(command, projectDir) { line, _ -> LOG.info("backend: $line") }
+            BackendProcess.startDetached(command, log, projectDir)
         } catch (e: IOException) {
             return fail(e.message ?: e.toString(), python, missingPackage = false) // not executable, no such folder
         }
@@ -196,17 +198,21 @@ class BackendService(private val project: Project, internal val scope: Coroutine
         }
     }
 
-    /** The project closes: the injected scope is cancelled by the platform; the process is ours to end. */
+    /**
+     * The project closes: the injected scope (and with it the exit watch and the job watcher) is cancelled
+     * by the platform. The server is left running on purpose: its jobs train on, and it stops itself once
+     * no job runs and no client is connected (issue 10).
+     */
     override fun dispose() {
-        val own = process ?: return
+        process?.let { LOG.info("Fine-Tune Studio: leaving the backend (pid ${it.pid}) running; it stops itself when idle") }
         process = null
-        // SIGTERM, grace period and reaping on a thread of its own: dispose must not block the EDT
-        thread(isDaemon = true, name = "Fine-Tune Studio backend shutdown") { own.stop() }
     }
 
     companion object {
         private val LOG = Logger.getInstance(BackendService::class.java)
         private val STARTUP_TIMEOUT: Duration = Duration.ofSeconds(90)
+        /** In the state folder, next to server.json: the output of every server the plugin started there. */
+        const val SERVER_LOG = "server.log"
 
         fun getInstance(project: Project): BackendService = project.service()
     }

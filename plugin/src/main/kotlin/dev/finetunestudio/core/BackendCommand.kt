@@ -18,6 +18,29 @@ object BackendCommand {
         return listOf(python, "-m", MODULE, "serve", "--data-dir", dataDir.toString(), "--port", port.toString())
     }
 
+    /**
+     * [command] (a `python -m module args...` line) run in a session of its own on POSIX systems, so that
+     * closing the IDE, or the terminal it was started from, never signals it: the server outlives its front
+     * ends like a Gradle daemon (DESIGN.md, Data flow 1). The same process (same pid) calls `os.setsid()`
+     * and then runs the module, so `server.json`'s pid is the one the IDE started. On Windows, where a child
+     * does not die with its parent, the command is unchanged.
+     */
+    fun inOwnSession(command: List<String>, posix: Boolean = isPosix()): List<String> {
+        if (!posix) return command
+        require(command.size >= 3 && command[1] == "-m") { "expected a `python -m module ...` command, got $command" }
+        return listOf(command[0], "-c", OWN_SESSION) + command.drop(2)
+    }
+
+    private fun isPosix(): Boolean = !System.getProperty("os.name").orEmpty().startsWith("Windows")
+
+    // argv after -c: module, then its arguments; run like `python -m module args`
+    private val OWN_SESSION = """
+        import os, runpy, sys
+        os.setsid()
+        sys.argv = sys.argv[1:]
+        runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+    """.trimIndent()
+
     /** Prints the installed version; fails with ModuleNotFoundError when the package is missing. */
     fun versionCheck(python: String): List<String> =
         listOf(python, "-c", "import $MODULE; print($MODULE.__version__)")

@@ -22,6 +22,16 @@ class BackendCommandTest {
         assertEquals("8765", BackendCommand.serve("python", Path.of("d"), 8765).last())
     }
 
+    @Test
+    fun `a server command runs in its own session on POSIX and unchanged on Windows`() {
+        val serve = BackendCommand.serve("/venv/bin/python", Path.of("/p/.finetune-studio"))
+        val own = BackendCommand.inOwnSession(serve, posix = true)
+        assertEquals(listOf("/venv/bin/python", "-c"), own.take(2))
+        assertTrue(own[2].contains("os.setsid()"))
+        assertEquals(serve.drop(2), own.drop(3))
+        assertEquals(serve, BackendCommand.inOwnSession(serve, posix = false))
+    }
+
     @Test(expected = IllegalArgumentException::class)
     fun `an impossible port is refused`() {
         BackendCommand.serve("python", Path.of("d"), 70000)

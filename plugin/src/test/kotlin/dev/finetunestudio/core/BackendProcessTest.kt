@@ -4,12 +4,19 @@ import org.junit.Assert.assertEquals
 import org.junit.Assert.assertFalse
 import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
+import org.junit.Rule
 import org.junit.Test
+import org.junit.rules.TemporaryFolder
+import java.nio.file.Files
+import java.nio.file.Path
 import java.time.Duration
 import java.util.concurrent.CopyOnWriteArrayList
 
 /** Real child processes (/bin/sh), as the backend and pip are. */
 class BackendProcessTest {
+    @get:Rule
+    val temp = TemporaryFolder()
+
     @Test
     fun `run collects stdout and stderr apart and the exit code`() {
         val seen = CopyOnWriteArrayList<Pair<String, Boolean>>()
@@ -58,6 +65,21 @@ class BackendProcessTest {
         val process = BackendProcess.start(listOf("sh", "-c", "for i in 1 2 3 4 5; do echo \$i; done"), keepLines = 2)
         assertEquals(0, process.waitFor(Duration.ofSeconds(10)))
         assertEquals(listOf("4", "5"), process.recentOutput().map { it.text })
+    }
+
+    @Test
+    fun `a detached server has its own session and writes to its log, not to a pipe`() {
+        // a real Python running a real module through the same wrapper the IDE uses for `serve`
+        val dir = temp.newFolder().toPath()
+        Files.writeString(dir.resolve("probe.py"), "import os, sys\nprint('own session', os.getsid(0) == os.getpid(), sys.argv[1:])\n")
+        val log = dir.resolve("state/server.log")
+        Files.createDirectories(log.parent)
+        Files.writeString(log, "a line of an earlier server\n")
+        val command = BackendCommand.inOwnSession(listOf("python3", "-m", "probe", "--port", "0"), posix = true)
+        val process = BackendProcess.startDetached(command, log, workDir = dir, environment = BackendCommand.environment + ("PYTHONPATH" to dir.toString()))
+        assertEquals(0, process.waitFor(Duration.ofSeconds(30)))
+        assertEquals(listOf("own session True ['--port', '0']"), process.recentOutput().map { it.text })
+        assertTrue(Files.readString(log).startsWith("a line of an earlier server"))
     }
 
     private fun waitForLine(process: BackendProcess, line: String) {
