@@ -10,7 +10,6 @@ import com.intellij.openapi.project.DumbAwareAction
 import com.intellij.openapi.vfs.VirtualFile
 import dev.finetunestudio.core.JobConfigFiles
 import dev.finetunestudio.run.FineTuneRunConfiguration
-import java.nio.file.Path
 
 /**
  * "Fine-tune" on a `finetune.toml` / `*.finetune.toml` (editor popup, project view popup, Tools menu):
@@ -27,7 +26,7 @@ class FineTuneAction : DumbAwareAction() {
     override fun actionPerformed(e: AnActionEvent) {
         val project = e.project ?: return
         val file = configFile(e) ?: return
-        val settings = FineTuneRunConfiguration.findOrCreate(project, Path.of(file.path))
+        val settings = FineTuneRunConfiguration.findOrCreate(project, file.path)
         RunManager.getInstance(project).selectedConfiguration = settings
         ProgramRunnerUtil.executeConfiguration(settings, DefaultRunExecutor.getRunExecutorInstance())
     }

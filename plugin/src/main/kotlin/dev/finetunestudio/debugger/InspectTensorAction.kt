@@ -28,9 +28,19 @@ import java.io.IOException
 class InspectTensorAction : XDebuggerTreeActionBase() {
     override fun getActionUpdateThread(): ActionUpdateThread = ActionUpdateThread.BGT
 
+    /** A Python value that evaluated without error and is of an inspectable type (tensor, array, model output...). */
     override fun isEnabled(node: XValueNodeImpl, e: AnActionEvent): Boolean {
         val value = node.valueContainer as? PyDebugValue ?: return false
-        return Capture.isInspectable(value.type, value.typeQualifier)
+        return !value.isErrorOnEval && Capture.isInspectable(value.type, value.typeQualifier)
+    }
+
+    /**
+     * The base class only enables or disables; hide the action everywhere else too (a Java debugger in IDEA
+     * with the Python plugin, a plain int in PyCharm): the Variables menu is long enough.
+     */
+    override fun update(e: AnActionEvent) {
+        super.update(e)
+        e.presentation.isVisible = e.presentation.isEnabled
     }
 
     override fun perform(node: XValueNodeImpl, nodeName: String, e: AnActionEvent) {

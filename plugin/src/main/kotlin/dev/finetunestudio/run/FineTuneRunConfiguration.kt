@@ -12,6 +12,7 @@ import com.intellij.execution.configurations.runConfigurationType
 import com.intellij.execution.runners.ExecutionEnvironment
 import com.intellij.openapi.options.SettingsEditor
 import com.intellij.openapi.project.Project
+import com.intellij.openapi.util.io.FileUtil
 import dev.finetunestudio.FineTuneStudioBundle.message
 import dev.finetunestudio.core.JobConfigFiles
 import dev.finetunestudio.core.SpecOverrides
@@ -24,10 +25,14 @@ class FineTuneRunConfiguration(project: Project, factory: ConfigurationFactory, 
 
     public override fun getOptions(): FineTuneOptions = super.getOptions() as FineTuneOptions
 
+    /**
+     * Stored in the platform's system-independent form ('/' separators, as `VirtualFile.path`), so that the
+     * producer, the action and workspace.xml agree on Windows too; shown system-dependent in the form.
+     */
     var configPath: String
         get() = options.configPath.orEmpty()
         set(value) {
-            options.configPath = value
+            options.configPath = FileUtil.toSystemIndependentName(value)
         }
 
     var overrides: SpecOverrides
@@ -51,15 +56,16 @@ class FineTuneRunConfiguration(project: Project, factory: ConfigurationFactory, 
         FineTuneRunState(environment, this)
 
     companion object {
-        /** The run configuration of [configFile], created (and saved) when there is none yet. */
-        fun findOrCreate(project: Project, configFile: Path): RunnerAndConfigurationSettings {
+        /** The run configuration of [configFile] (a `VirtualFile.path`), created (and saved) when there is none yet. */
+        fun findOrCreate(project: Project, configFile: String): RunnerAndConfigurationSettings {
             val runManager = RunManager.getInstance(project)
             val type = runConfigurationType<FineTuneConfigurationType>()
-            val path = configFile.toString()
+            val path = FileUtil.toSystemIndependentName(configFile)
             runManager.getConfigurationSettingsList(type)
                 .firstOrNull { (it.configuration as? FineTuneRunConfiguration)?.configPath == path }
                 ?.let { return it }
-            val name = JobConfigFiles.runName(configFile.fileName.toString(), configFile.parent?.fileName?.toString())
+            val file = Path.of(path)
+            val name = JobConfigFiles.runName(file.fileName.toString(), file.parent?.fileName?.toString())
             val settings = runManager.createConfiguration(runManager.suggestUniqueName(name, type), type.configurationFactories.first())
             (settings.configuration as FineTuneRunConfiguration).configPath = path
             runManager.addConfiguration(settings)

@@ -4,6 +4,7 @@ import com.intellij.openapi.fileChooser.FileChooserDescriptorFactory
 import com.intellij.openapi.options.SettingsEditor
 import com.intellij.openapi.project.Project
 import com.intellij.openapi.ui.TextFieldWithBrowseButton
+import com.intellij.openapi.util.io.FileUtil
 import com.intellij.ui.components.JBTextField
 import com.intellij.util.ui.FormBuilder
 import dev.finetunestudio.FineTuneStudioBundle.message
@@ -21,7 +22,7 @@ class FineTuneSettingsEditor(project: Project) : SettingsEditor<FineTuneRunConfi
     private val maxSteps = JBTextField()
 
     override fun resetEditorFrom(configuration: FineTuneRunConfiguration) {
-        configFile.text = configuration.configPath
+        configFile.text = FileUtil.toSystemDependentName(configuration.configPath)
         val overrides = configuration.overrides
         epochs.text = overrides.epochs.orEmpty()
         batchSize.text = overrides.batchSize.orEmpty()

@@ -8,6 +8,10 @@ import com.intellij.ui.jcef.JBCefApp
 import com.intellij.ui.jcef.JBCefBrowser
 import dev.finetunestudio.core.Capture
 import dev.finetunestudio.core.StudioClient
+import org.cef.browser.CefBrowser
+import org.cef.browser.CefFrame
+import org.cef.handler.CefLoadHandler
+import org.cef.handler.CefLoadHandlerAdapter
 import javax.swing.JComponent
 
 /**
@@ -40,13 +44,22 @@ class DashboardBrowser private constructor(private val browser: JBCefBrowser) {
          * A browser owned by [parent], or null where JCEF is unsupported (headless, disabled in the registry,
          * a runtime without JCEF) or fails to start: the caller then shows the native job list.
          */
-        fun createOrNull(parent: Disposable): DashboardBrowser? {
+        fun createOrNull(parent: Disposable, onLoadError: (String) -> Unit = {}): DashboardBrowser? {
             if (!JBCefApp.isSupported()) return null
             return try {
                 val browser = JBCefBrowser.createBuilder().build()
                 Disposer.register(parent, browser)
+                browser.jbCefClient.addLoadHandler(object : CefLoadHandlerAdapter() {
+                    override fun onLoadError(cefBrowser: CefBrowser?, frame: CefFrame?, errorCode: CefLoadHandler.ErrorCode?, errorText: String?, failedUrl: String?) {
+                        // ERR_ABORTED: a navigation replaced by the next one, not a failure
+                        if (frame?.isMain != true || errorCode == CefLoadHandler.ErrorCode.ERR_ABORTED) return
+                        LOG.warn("Fine-Tune Studio: the dashboard did not load ($errorCode $errorText); showing the job list instead")
+                        onLoadError("$errorCode $errorText")
+                    }
+                }, browser.cefBrowser)
                 DashboardBrowser(browser)
-            } catch (e: IllegalStateException) {
+            } catch (e: RuntimeException) {
+                // IllegalStateException when JCEF cannot initialise, others from a broken runtime: never the tool window's end
                 LOG.warn("Fine-Tune Studio: JCEF could not start; showing the job list instead", e)
                 null
             }

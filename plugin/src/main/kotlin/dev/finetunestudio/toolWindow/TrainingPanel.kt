@@ -1,9 +1,11 @@
 package dev.finetunestudio.toolWindow
 
+import com.google.gson.JsonParseException
 import com.intellij.openapi.Disposable
 import com.intellij.openapi.actionSystem.ActionGroup
 import com.intellij.openapi.actionSystem.ActionManager
 import com.intellij.openapi.application.EDT
+import com.intellij.openapi.diagnostic.Logger
 import com.intellij.openapi.project.Project
 import com.intellij.openapi.ui.SimpleToolWindowPanel
 import com.intellij.openapi.util.Disposer
@@ -46,8 +48,11 @@ class TrainingPanel(
     private var refresher: Job? = null
     private val follower: Job
 
-    /** The view currently shown: "dashboard", "jobs" or "status" (for tests). */
-    var mode: String = "status"
+    /** JCEF failed to load the dashboard once: the native list from then on. */
+    @Volatile private var browserFailed = false
+
+    /** The view currently shown: "dashboard", "jobs", or the backend's "stopped", "starting", "failed" (for tests). */
+    var mode: String = "none"
         private set
 
     init {
@@ -72,17 +77,19 @@ class TrainingPanel(
         refresher?.cancel()
         when (state) {
             is BackendService.State.Running -> showRunning(StudioClient(state.info))
-            is BackendService.State.Starting -> showStatus(message("toolwindow.starting"), button = null)
+            is BackendService.State.Starting -> showStatus("starting", message("toolwindow.starting"), button = null)
             is BackendService.State.Stopped -> {
                 if (FineTuneSettings.getInstance(project).state.autoStart) backend.start()
-                showStatus(message("toolwindow.stopped"), message("toolwindow.start") to backend::start)
+                showStatus("stopped", message("toolwindow.stopped"), message("toolwindow.start") to backend::start)
             }
-            is BackendService.State.Failed -> showStatus(message("toolwindow.failed", state.reason), message("backend.restart") to backend::restart)
+            is BackendService.State.Failed ->
+                showStatus("failed", message("toolwindow.failed", state.reason), message("backend.restart") to backend::restart)
         }
     }
 
     private fun showRunning(client: StudioClient) {
-        val browser = dashboard ?: (if (useBrowser) DashboardBrowser.createOrNull(this) else null)?.also { dashboard = it }
+        val browser = if (!useBrowser || browserFailed) null
+        else dashboard ?: DashboardBrowser.createOrNull(this) { onBrowserError() }?.also { dashboard = it }
         if (browser != null) {
             browser.open(client, TrainingWindow.getInstance(project).target)
             show(browser.component, "dashboard")
@@ -92,17 +99,31 @@ class TrainingPanel(
         show(list, "jobs")
         refresher = scope.launch(Dispatchers.EDT) {
             while (isActive) {
-                try {
-                    list.update(withContext(Dispatchers.IO) { client.jobs() })
-                } catch (e: IOException) {
-                    // the backend's state flow reports a dead server; the list just keeps its last rows
+                // no request while the tool window is hidden (or collapsed): the list refreshes when shown again
+                if (list.isShowing) {
+                    try {
+                        list.update(withContext(Dispatchers.IO) { client.jobs() })
+                    } catch (e: IOException) {
+                        // the backend's state flow reports a dead server; the list just keeps its last rows
+                    } catch (e: JsonParseException) {
+                        LOG.warn("Fine-Tune Studio: the job list does not parse", e)
+                    }
                 }
                 delay(LIST_REFRESH_MS)
             }
         }
     }
 
-    private fun showStatus(text: String, button: Pair<String, () -> Unit>?) {
+    /** The dashboard did not load in JCEF (called on a CEF thread): show the native list instead. */
+    private fun onBrowserError() {
+        browserFailed = true
+        scope.launch(Dispatchers.EDT) {
+            val state = backend.state.value
+            if (state is BackendService.State.Running && mode == "dashboard") render(state)
+        }
+    }
+
+    private fun showStatus(newMode: String, text: String, button: Pair<String, () -> Unit>?) {
         val panel = JPanel(BorderLayout())
         panel.add(JBLabel("<html>${text.replace("&", "&amp;").replace("<", "&lt;").replace("\n", "<br>")}</html>", SwingConstants.CENTER), BorderLayout.CENTER)
         if (button != null) {
@@ -110,7 +131,7 @@ class TrainingPanel(
             buttons.add(JButton(button.first).apply { addActionListener { button.second() } })
             panel.add(buttons, BorderLayout.SOUTH)
         }
-        show(panel, "status")
+        show(panel, newMode)
     }
 
     private fun show(component: JComponent, newMode: String) {
@@ -129,6 +150,7 @@ class TrainingPanel(
     }
 
     companion object {
+        private val LOG = Logger.getInstance(TrainingPanel::class.java)
         const val TOOLBAR_GROUP = "FineTuneStudio.TrainingToolbar"
         private const val TOOLBAR_PLACE = "FineTuneStudio.Training"
         private const val LIST_REFRESH_MS = 3_000L

@@ -2,6 +2,7 @@ package dev.finetunestudio.platform
 
 import com.intellij.testFramework.PlatformTestUtil
 import com.intellij.testFramework.fixtures.BasePlatformTestCase
+import dev.finetunestudio.backend.BackendService
 import dev.finetunestudio.core.Job
 import dev.finetunestudio.core.JobState
 import dev.finetunestudio.core.Progress
@@ -17,11 +18,26 @@ class TrainingToolWindowTest : BasePlatformTestCase() {
         assertNull(DashboardBrowser.createOrNull(testRootDisposable))
     }
 
-    fun testPanelShowsTheBackendStatusWhileStopped() {
+    /**
+     * A real transition: stopped, then Start, then (no Python interpreter in the test project) failed with
+     * the reason and a Restart button. The panel starts in no particular mode of its own: "stopped" comes
+     * from the backend's state flow.
+     */
+    fun testPanelFollowsTheBackendFromStoppedToFailed() {
         FineTuneSettings.getInstance(project).state.autoStart = false
         val panel = TrainingPanel(project, TrainingWindow.getInstance(project).scope, testRootDisposable, useBrowser = false)
-        PlatformTestUtil.dispatchAllEventsInIdeEventQueue()
-        assertEquals("status", panel.mode)
+        waitForMode(panel, "stopped")
+        BackendService.getInstance(project).start()
+        waitForMode(panel, "failed")
+    }
+
+    private fun waitForMode(panel: TrainingPanel, expected: String) {
+        val deadline = System.nanoTime() + 20_000_000_000L
+        while (panel.mode != expected) {
+            assertTrue("mode stayed ${panel.mode}, expected $expected", System.nanoTime() < deadline)
+            PlatformTestUtil.dispatchAllEventsInIdeEventQueue()
+            Thread.sleep(20)
+        }
     }
 
     fun testJobListShowsStateAndProgress() {
