@@ -14,6 +14,8 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from .settings import Settings, is_loopback
 
 Scope = MutableMapping[str, Any]
@@ -48,7 +50,12 @@ class Guard:
             await _drain_and_answer(receive, send, 413, _too_large(limit))
             return
         exchange = _CappedExchange(receive, send, limit)
-        await self.app(scope, exchange.receive, exchange.send)
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except ClientDisconnect:
+            if not exchange.answered:
+                raise
+            # the 413 went out; the route's complaint that the body was cut short is expected, not an error
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
         host = _host_name(headers.get("host", ""))
@@ -106,8 +113,7 @@ def _cookie(header: str, name: str) -> str | None:
 
 def _too_large(limit: int) -> dict[str, Any]:
     return {"detail": f"the body is over this route's limit of {limit / 2**20:g} MiB", "type": "too_large",
-            "hint": "send less (a capture: a slice or fewer layers; a reporter: smaller batches), or raise the "
-                    "limit with `finetune-studio serve --max-capture-mb` (captures)"}
+            "hint": "send less: a capture, a slice or fewer layers; a reporter, smaller batches"}
 
 
 class _CappedExchange:
