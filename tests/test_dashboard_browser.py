@@ -382,3 +382,26 @@ def test_zooming_in_asks_the_server_for_the_range_and_draws_its_raw_points(studi
 
     page.click("#reset-zoom")
     wait_until(lambda: len(drawn_in(10_000, 10_100)) < 50, 10, what="the whole run again after Reset zoom")
+
+
+def test_live_points_are_appended_to_the_chart_not_redrawn(studio: RunningServer, page: Any) -> None:
+    """Every live point redrew the whole chart from all its points (issue 12): now it is appended to
+    the drawn traces, and the chart still ends holding exactly the server's points."""
+    run = open_attached_run(studio.client, "live run", [1.0 / s for s in range(1, 101)])
+    open_dashboard(page, studio.url, studio.token, f"#job={run}")
+    wait_until(lambda: (chart(page, "train/loss") or {}).get("lastStep") == 100, 20, what="the first 100 points")
+    page.evaluate("() => { window.__how = [];"
+                  " document.addEventListener('fts:drawn', (e) => window.__how.push(e.detail.how)); }")
+    for step in range(101, 111):
+        point = {"step": step, "values": {"train/loss": 1 / step}}
+        studio.client.request("POST", f"/api/jobs/{run}/events", json={"attempt": 1, "events": [
+            {"seq": step, "type": "metric", "time": time.time(), "data": point}]})
+        wait_until(lambda s=step: (chart(page, "train/loss") or {}).get("lastStep") == s, 10, what=f"step {step} drawn")
+    hows = page.evaluate("() => window.__how")
+    assert hows and set(hows) == {"appended"}, hows
+    drawn = chart(page, "train/loss")
+    assert drawn is not None
+    expected = server_steps(studio, run)
+    assert expected == list(range(1, 111))
+    for trace in drawn["traces"]:  # raw and smoothed
+        assert trace["steps"] == expected

@@ -204,3 +204,18 @@ test("a zoomed chart spends its point budget on the visible range", () => {
   assert.equal(out.step[0], 0);
   assert.equal(out.step.at(-1), 9999);
 });
+
+test("a buffer counts rewrites, so a chart appends only what was appended", () => {
+  const b = new SeriesBuffer(100);
+  b.add(1, 1, 1);
+  b.add(2, 2, 2);
+  assert.equal(b.rewrites, 0);
+  b.add(2, 3, 3); // a replayed step replaces its value
+  assert.equal(b.rewrites, 1);
+  b.add(3, 3, 3);
+  assert.equal(b.rewrites, 1);
+  b.setHistory({ step: [0], value: [0], time: [0] });
+  assert.equal(b.rewrites, 2);
+  for (let s = 4; s <= 101; s++) b.add(s, s, s); // past the cap: older points bucketed
+  assert.equal(b.rewrites, 3);
+});

@@ -70,6 +70,8 @@ export class ChartPanel {
     this.dirty = new Set();
     /** @type {Map<string, number>} buffer version last drawn */
     this.drawnVersion = new Map();
+    /** @type {Map<string, {rewrites: number, length: number}>} the buffer as last drawn, to append to it */
+    this.drawnBuffer = new Map();
     /** @type {Map<string, Zoom>} charts zoomed in on a range of steps */
     this.zooms = new Map();
     /** @type {Map<string, ReturnType<typeof setTimeout>>} */
@@ -231,7 +233,11 @@ export class ChartPanel {
       const el = this.card(name);
       const first = !el.classList.contains("js-plotly-plot");
       const zoom = this.zooms.get(name);
-      await drawSeries(el, {
+      const before = this.drawnBuffer.get(name);
+      const onlyAppended = !zoom && before?.rewrites === buffer.rewrites;
+      this.drawnBuffer.set(name, { rewrites: buffer.rewrites, length: buffer.length });
+      const how = await drawSeries(el, {
+        appendFrom: onlyAppended ? before?.length : undefined,
         title: seriesTitle(name), smoothing: this.smoothed(name) ? this.settings.smoothing : 0,
         series: zoom?.points ? spliceRange(buffer.data, zoom.points, zoom.from, zoom.to) : buffer.data,
         visible: zoom ? [zoom.from, zoom.to] : null,
@@ -252,7 +258,7 @@ export class ChartPanel {
       drawn.push(name);
       // tests and benchmarks watch this (benchmarks/bench_dashboard.py: on_log -> drawn)
       document.dispatchEvent(new CustomEvent("fts:drawn", {
-        detail: { job: job.id, lastSteps: { [name]: buffer.lastStep }, at: Date.now() } }));
+        detail: { job: job.id, lastSteps: { [name]: buffer.lastStep }, at: Date.now(), how } }));
     }
     return drawn;
   }

@@ -97,27 +97,54 @@ function config(filename) {
 }
 
 /**
- * `visible`: the steps a zoomed chart shows, which get the whole point budget.
+ * `visible`: the steps a zoomed chart shows, which get the whole point budget. `appendFrom`: the
+ * caller knows that `series` only gained points since the last draw, from this index on.
  * @typedef {{
  *   title: string, series: SeriesData, smoothing: number, yLog: boolean, xMode: XMode,
  *   origin: number, revision: number, filename: string, color?: string, maxDrawn?: number,
- *   visible?: [number, number]|null,
+ *   visible?: [number, number]|null, appendFrom?: number,
  * }} SeriesChart
  */
 
 /**
+ * What each metric chart was last drawn with, and how many points its raw trace holds.
+ * @type {WeakMap<HTMLElement, {key: string, drawn: number}>}
+ */
+const drawnCharts = new WeakMap();
+
+/**
  * Draw one metric: the raw line, and when smoothing is on, the smoothed line over a faint raw one.
+ * Live points are appended to the traces (Plotly.extendTraces) while the settings stay and the drawn
+ * points stay within twice the budget; then the chart is drawn again, bucketed anew.
  * @param {PlotElement} el
  * @param {SeriesChart} chart
+ * @returns {Promise<"appended"|"drawn">}
  */
 export async function drawSeries(el, chart) {
   const t = theme();
   const color = chart.color ?? t.accent;
   const maxDrawn = chart.maxDrawn ?? Math.max(400, 2 * (el.clientWidth || 800));
   const visible = chart.visible;
+  const key = JSON.stringify([chart.title, chart.smoothing, chart.yLog, chart.xMode, chart.origin, chart.revision,
+    color, maxDrawn, visible]);
+  const last = drawnCharts.get(el);
+  const from = chart.appendFrom;
+  const added = from === undefined ? 0 : chart.series.step.length - from;
+  // more than 60 drawn: the traces are plain lines already (see mode())
+  if (last && last.key === key && from !== undefined && last.drawn > 60 && last.drawn + added <= 2 * maxDrawn) {
+    if (added > 0) {
+      await appendPoints(el, chart, from);
+      last.drawn += added;
+    }
+    setDrawnData(el, chart.series);
+    return "appended";
+  }
+  // Plotly keeps the arrays it is given as the traces' data: they must not be the page's own buffers
+  // (downsampling returns a short series as it is), or a point the buffer gains would be appended twice.
+  const own = { step: chart.series.step.slice(), value: chart.series.value.slice(), time: chart.series.time.slice() };
   /** @param {SeriesData} series */
   const thin = (series) => (visible ? downsampleAround(series, visible[0], visible[1], maxDrawn) : downsampleMinMax(series, maxDrawn));
-  const raw = thin(chart.series);
+  const raw = thin(own);
   const smoothing = chart.smoothing > 0;
   const traces = [{
     type: "scatter", mode: mode(raw.step.length), name: "raw",
@@ -127,8 +154,8 @@ export async function drawSeries(el, chart) {
     hovertemplate: "step %{customdata}<br>%{y:.5g}<extra>raw</extra>",
   }];
   if (smoothing) {
-    const full = chart.series;
-    const smooth = thin({ step: full.step, value: emaSmooth(full.value, chart.smoothing), time: full.time });
+    const full = own;
+    const smooth = thin({ step: full.step.slice(), value: emaSmooth(full.value, chart.smoothing), time: full.time.slice() });
     traces.push({
       type: "scatter", mode: smooth.step.length < 2 ? "markers" : "lines", name: "smoothed",
       x: xValues(smooth, chart.xMode, chart.origin), y: smooth.value, customdata: smooth.step,
@@ -137,8 +164,37 @@ export async function drawSeries(el, chart) {
     });
   }
   await (await loadPlotly()).react(el, traces, baseLayout(chart.xMode, chart.title, chart.yLog, chart.revision), config(chart.filename));
-  el.dataset.points = String(chart.series.step.length);
-  el.dataset.lastStep = String(chart.series.step.at(-1) ?? "");
+  drawnCharts.set(el, { key, drawn: raw.step.length });
+  setDrawnData(el, chart.series);
+  return "drawn";
+}
+
+/**
+ * Add the points of `chart.series` from index `from` on to the raw trace, and their smoothed values
+ * (the moving average runs over the whole series: it is cheap beside a draw) to the smoothed one.
+ * @param {PlotElement} el
+ * @param {SeriesChart} chart
+ * @param {number} from
+ */
+async function appendPoints(el, chart, from) {
+  const s = chart.series;
+  const tail = { step: s.step.slice(from), value: s.value.slice(from), time: s.time.slice(from) };
+  const x = xValues(tail, chart.xMode, chart.origin);
+  const update = { x: [x], y: [tail.value], customdata: [tail.step] };
+  const indices = [0];
+  if (chart.smoothing > 0) {
+    update.x.push(x);
+    update.y.push(emaSmooth(s.value, chart.smoothing).slice(from));
+    update.customdata.push(tail.step);
+    indices.push(1);
+  }
+  await (await loadPlotly()).extendTraces(el, update, indices);
+}
+
+/** For tests and benchmarks: how many points the chart is drawn from, and the last step. */
+function setDrawnData(/** @type {HTMLElement} */ el, /** @type {SeriesData} */ series) {
+  el.dataset.points = String(series.step.length);
+  el.dataset.lastStep = String(series.step.at(-1) ?? "");
 }
 
 /**

@@ -246,6 +246,11 @@ export class SeriesBuffer {
     this.data = emptySeries();
     /** Bumped on every change, so views redraw only what changed. */
     this.version = 0;
+    /**
+     * Bumped on every change but a point added after the last one: while it stays, a view that drew
+     * the first n points can append the rest instead of drawing again.
+     */
+    this.rewrites = 0;
     /** Last step of the loaded history: up to it, the (downsampled) history decides which steps exist. */
     this.historyEnd = -Infinity;
   }
@@ -265,6 +270,7 @@ export class SeriesBuffer {
     if (history.step.length) this.historyEnd = Math.max(this.historyEnd, history.step[history.step.length - 1]);
     this.compact();
     this.version++;
+    this.rewrites++;
   }
 
   /**
@@ -282,10 +288,16 @@ export class SeriesBuffer {
       this.data.value[at] = value;
       this.data.time[at] = time;
       this.version++;
+      this.rewrites++;
       return false;
     }
+    const last = this.lastStep;
     const added = appendPoint(this.data, step, value, time);
-    if (this.data.step.length > this.cap) this.compact();
+    if (last !== null && step <= last) this.rewrites++;
+    if (this.data.step.length > this.cap) {
+      this.compact();
+      this.rewrites++;
+    }
     this.version++;
     return added;
   }
