@@ -10,40 +10,56 @@ it never stops the user's training.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
 import os
+import sys
 import threading
 import time
+import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import httpx
 from transformers import TrainerCallback
 
-from .discovery import NoServer, find_server
+from .discovery import NoServer, find_server, read_server_json
 from .wire import IngestBatch, ReporterEvent, json_safe
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.2
+FLUSH_SECONDS = 0.2  # the longest an event waits before it is sent (progress and system ride along)
+MIN_INTERVAL = 0.05  # the shortest time between two sends: a high-rate stream is sent in batches
 MAX_BATCH = 1000
+HEARTBEAT_SECONDS = 15.0  # an empty batch after this long without a send: the server's watchdog hears the run
+REDISCOVER_SECONDS = 2.0  # at most one look at server.json per this long while sends fail
+URGENT = frozenset({"metric", "eval", "log", "end"})  # sent as soon as emitted (a chart waits for them)
 
 
 class ReporterClient:
-    """Sends events of one job attempt; spools what cannot be sent."""
+    """Sends events of one job attempt; spools what cannot be sent.
+
+    `state_dir` is the server's state folder: when a send fails, the client reads its server.json again
+    (a restarted server has another port and token) and replays the spool there."""
 
     def __init__(self, url: str | None, token: str | None, job_id: str | None, attempt: int,
-                 spool_path: Path) -> None:
+                 spool_path: Path, state_dir: Path | None = None) -> None:
         self.url, self.token, self.job_id, self.attempt = url, token, job_id, attempt
         self.spool_path = spool_path
+        self.state_dir = state_dir
+        self.heartbeat_seconds = HEARTBEAT_SECONDS
         self._seq = 0
         self._pending: list[ReporterEvent] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _seq and _pending (taken by the training thread: kept short)
+        self._sending = threading.Lock()  # one flush at a time: the spool has one writer
         self._wake = threading.Event()
         self._closed = False
         self._warned = False
+        self._last_send = time.monotonic()
+        self._last_discovery = 0.0
         self._http = httpx.Client(timeout=10, trust_env=False)  # loopback: never through a proxy
         self._thread = threading.Thread(target=self._run, name="studio-reporter", daemon=True)
         self._thread.start()
@@ -53,11 +69,17 @@ class ReporterClient:
             self._seq += 1
             self._pending.append(ReporterEvent.model_validate(
                 {"seq": self._seq, "type": type_, "time": time.time(), "data": json_safe(data)}))
-            if len(self._pending) >= MAX_BATCH:
+            if type_ in URGENT or len(self._pending) >= MAX_BATCH:
                 self._wake.set()
 
+    def flush(self) -> None:
+        """Send what is pending now, or spool it; returns when it is on the server or on disk."""
+        self._flush()
+
     def close(self) -> None:
-        """Send what is left (or spool it); returns when done."""
+        """Send what is left (or spool it); returns when done. Calling it again does nothing."""
+        if self._closed:
+            return
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=60)
@@ -67,24 +89,36 @@ class ReporterClient:
         while True:
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
+            started = time.monotonic()
             self._flush()
             if self._closed:
                 self._flush()
                 return
+            # Whatever arrives meanwhile waits for the next send: many points per request at high rates.
+            time.sleep(max(0.0, MIN_INTERVAL - (time.monotonic() - started)))
 
     def _flush(self) -> None:
-        with self._lock:
-            events, self._pending = self._pending, []
-        if events:
-            batch = IngestBatch(attempt=self.attempt, events=events).model_dump(mode="json")
-            if self.spool_path.exists() or not self._send(batch):
-                self._spool(batch)
-        if self.spool_path.exists():
-            self._replay()
+        with self._sending:
+            with self._lock:
+                events, self._pending = self._pending, []
+            if events:
+                batch = IngestBatch(attempt=self.attempt, events=events).model_dump(mode="json")
+                if self.spool_path.exists() or not self._send(batch):
+                    self._spool(batch)
+            if self.spool_path.exists():
+                self._replay()
+            elif not events and time.monotonic() - self._last_send >= self.heartbeat_seconds:
+                self._send({"attempt": self.attempt, "events": []})
 
     def _send(self, batch: dict[str, Any]) -> bool:
         if not self.url or not self.job_id:
             return False
+        if self._post(batch):
+            return True
+        # A restarted server listens elsewhere, with another token: look again, and send there.
+        return self._rediscover() and self._post(batch)
+
+    def _post(self, batch: dict[str, Any]) -> bool:
         try:
             response = self._http.post(f"{self.url}/api/jobs/{self.job_id}/events", json=batch,
                                        headers={"Authorization": f"Bearer {self.token}"})
@@ -95,12 +129,33 @@ class ReporterClient:
             self._warn(f"Fine-Tune Studio server answered {response.status_code} ({response.text[:200]}); "
                        f"spooling to {self.spool_path}")
             return False
+        self._last_send = time.monotonic()
+        return True
+
+    def _rediscover(self) -> bool:
+        """Whether the state folder's server.json now names another live server (then it is used)."""
+        now = time.monotonic()
+        if self.state_dir is None or now - self._last_discovery < REDISCOVER_SECONDS:
+            return False
+        self._last_discovery = now
+        server = read_server_json(self.state_dir)
+        if server is None or (server.url, server.token) == (self.url, self.token):
+            return False
+        log.info("Fine-Tune Studio: the server is now at %s; sending there", server.url)
+        self.url, self.token, self._warned = server.url, server.token, False
         return True
 
     def _spool(self, batch: dict[str, Any]) -> None:
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.spool_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(batch) + "\n")
+        with self.spool_path.open("ab") as handle:
+            if handle.tell() and not self._ends_a_line():
+                handle.write(b"\n")  # the last line was cut short by a kill: keep this one apart
+            handle.write(json.dumps(batch).encode() + b"\n")
+
+    def _ends_a_line(self) -> bool:
+        with self.spool_path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
 
     def _replay(self) -> None:
         """Send the spool oldest first; keep what still fails (in order)."""
@@ -108,8 +163,15 @@ class ReporterClient:
             return
         lines = self.spool_path.read_text(encoding="utf-8").splitlines()
         for position, line in enumerate(lines):
-            if line.strip() and not self._send(json.loads(line)):
-                self.spool_path.write_text("\n".join(lines[position:]) + "\n", encoding="utf-8")
+            try:
+                batch = json.loads(line) if line.strip() else None
+            except ValueError:
+                log.warning("Fine-Tune Studio: skipping a spooled batch cut short by a crash (%d bytes)", len(line))
+                continue
+            if batch is not None and not self._send(batch):
+                rest = self.spool_path.with_name(self.spool_path.name + ".tmp")
+                rest.write_text("\n".join(lines[position:]) + "\n", encoding="utf-8")
+                os.replace(rest, self.spool_path)  # a kill meanwhile leaves the whole old spool, never half
                 return
         self.spool_path.unlink()
         log.info("Fine-Tune Studio: delivered %d spooled batches", len(lines))
@@ -120,6 +182,7 @@ class ReporterClient:
             log.warning(message)
 
 
+ERROR_FRAMES = 5  # of an attached script's uncaught exception, in the run's error message
 _SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
 _EVAL_NOISE = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
 
@@ -138,6 +201,7 @@ class StudioCallback(TrainerCallback):
         self.stop_on_nan = stop_on_nan
         self.nan_step: int | None = None
         self._attached = client is None
+        self._ended = False
         self._started_at = 0.0
         self._start_step = 0
 
@@ -147,12 +211,16 @@ class StudioCallback(TrainerCallback):
         job_id = None
         url: str | None = None
         token: str | None = None
+        state_dir: Path | None = None
         try:
             server = find_server()
         except NoServer as error:
             log.warning("%s; spooling to %s", error, spool)
         else:
             url, token = server.url, server.token
+            home = os.environ.get("FINETUNE_STUDIO_HOME")
+            # Where to look again after a failed send: a restarted server has another port and token.
+            state_dir = Path(server.source).parent if server.source != "environment" else Path(home) if home else None
             config = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool)}
             try:
                 response = httpx.post(f"{url}/api/runs", json={
@@ -164,12 +232,52 @@ class StudioCallback(TrainerCallback):
                 job_id = response.json()["id"]
             except httpx.HTTPError as error:
                 log.warning("Fine-Tune Studio: could not open a run (%s); spooling to %s", error, spool)
-        return ReporterClient(url, token, job_id, 1, spool)
+        return ReporterClient(url, token, job_id, 1, spool, state_dir=state_dir)
+
+    def _watch_exit(self) -> None:
+        """An attached run ends even when its script never reaches on_train_end: an uncaught exception
+        becomes the run's error (type, message, last frames; the traceback goes to the run's log), and any
+        other exit before the end of training fails the run. A script killed outright is the server's
+        watchdog's to end (its pid, and the reporter's heartbeats)."""
+        previous = sys.excepthook
+
+        def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+            try:
+                self._end_with_exception(value, tb)
+            finally:
+                previous(kind, value, tb)
+
+        sys.excepthook = hook
+        atexit.register(self._end, "failed", {
+            "type": "exited", "message": "the script exited before its training ended",
+            "hint": "the script's own output says why (an exception it caught, or sys.exit)"})
+
+    def _end_with_exception(self, exc: BaseException, tb: TracebackType | None) -> None:
+        if self._ended or self.client is None:
+            return
+        for line in "".join(traceback.format_exception(type(exc), exc, tb)).splitlines():
+            self.client.emit("log", {"stream": "stderr", "text": line})
+        frames = "".join(traceback.format_list(traceback.extract_tb(tb)[-ERROR_FRAMES:])).rstrip()
+        if isinstance(exc, KeyboardInterrupt):
+            self._end("cancelled", None)
+            return
+        self._end("failed", {"type": type(exc).__name__,
+                             "message": f"{exc or type(exc).__name__}\nlast frames:\n{frames}",
+                             "hint": "the script raised this; the run's log holds the whole traceback"})
+
+    def _end(self, state: str, error: dict[str, Any] | None) -> None:
+        """Report the run's end once, and send (or spool) everything before returning."""
+        if self._ended or self.client is None:
+            return
+        self._ended = True
+        self.client.emit("end", {"state": state, **({"error": error} if error else {})})
+        self.client.close()
 
     # -- TrainerCallback -------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.client is None and state.is_world_process_zero:
             self.client = self._open_run(args)
+            self._watch_exit()
         self._started_at = time.time()
         self._start_step = state.global_step
 
@@ -212,8 +320,13 @@ class StudioCallback(TrainerCallback):
             return
         self._progress(args, state)
         if self._attached:
-            self.client.emit("end", {"state": "completed"})
-            self.client.close()
+            self._end("completed", None)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # Every point logged before the checkpoint is sent or on disk before training goes on: a crash
+        # now loses nothing that a resume from this checkpoint would not log again.
+        if self.client is not None and state.is_world_process_zero:
+            self.client.flush()
 
     def _progress(self, args: Any, state: Any) -> None:
         assert self.client is not None

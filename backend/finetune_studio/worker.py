@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import atomic_trainer, last_complete
 from .errors import StudioError
 from .spec import JobSpec
 from .store import read_job
@@ -74,10 +75,9 @@ def training_arguments(spec: JobSpec, job_dir: Path, task_args: dict[str, Any]) 
 
 
 def last_checkpoint(job_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = job_dir / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    """The newest complete checkpoint: a partial one (a worker killed while saving) is passed over."""
+    found = last_complete(job_dir / "checkpoints")
+    return str(found) if found else None
 
 
 def error_of(exc: BaseException) -> dict[str, Any]:
@@ -114,8 +114,10 @@ def run(job_dir: Path) -> dict[str, Any]:
     spec = job_spec(job_dir)
     attempt = int(os.environ.get("FINETUNE_STUDIO_ATTEMPT", "1"))
     stop = GracefulStop()
+    home = os.environ.get("FINETUNE_STUDIO_HOME")
     client = ReporterClient(os.environ.get("FINETUNE_STUDIO_URL"), os.environ.get("FINETUNE_STUDIO_TOKEN"),
-                            os.environ.get("FINETUNE_STUDIO_JOB"), attempt, job_dir / "spool.jsonl")
+                            os.environ.get("FINETUNE_STUDIO_JOB"), attempt, job_dir / "spool.jsonl",
+                            state_dir=Path(home) if home else None)
     recorder = BatchRecorder(job_dir, attempt)
     try:
         print(f"attempt {attempt}: preparing {spec.task} with {spec.model}", flush=True)
@@ -132,7 +134,7 @@ def run(job_dir: Path) -> dict[str, Any]:
                     control.should_save = True  # the checkpoint that Resume continues from
                     control.should_training_stop = True
 
-        trainer_class = recording_trainer(prepared.trainer_class or Trainer)
+        trainer_class = recording_trainer(atomic_trainer(prepared.trainer_class or Trainer))
         trainer = trainer_class(
             model=prepared.model, args=training_arguments(spec, job_dir, prepared.training_args),
             train_dataset=prepared.train_dataset, eval_dataset=prepared.eval_dataset,
@@ -140,6 +142,7 @@ def run(job_dir: Path) -> dict[str, Any]:
             compute_metrics=prepared.compute_metrics, callbacks=[callback, HonourStop()],
             preprocess_logits_for_metrics=prepared.preprocess_logits_for_metrics)
         trainer.batch_recorder = recorder
+        trainer.before_commit = client.flush  # a checkpoint counts only once the points before it are safe
         resume_from = last_checkpoint(job_dir) if attempt > 1 else None
         if resume_from:
             print(f"resuming from {resume_from}", flush=True)
