@@ -368,10 +368,3 @@ export function purge(el) {
   if (el.classList.contains("js-plotly-plot")) plotly().purge(el);
 }
 
-/**
- * @param {HTMLElement} el
- * @param {string} filename without extension
- */
-export function downloadPng(el, filename) {
-  return plotly().downloadImage(el, { format: "png", filename, scale: 2 });
-}
