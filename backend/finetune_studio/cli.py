@@ -22,17 +22,27 @@ from .follow import error_line
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Lock the state folder, listen, write server.json; until a signal, or until idle (`idle.py`)."""
+    import asyncio
+
     import uvicorn
 
+    from .idle import Activity, watch
+    from .lock import FolderInUse, hold
     from .server import create_app
     from .settings import Settings
 
     try:
         settings = Settings(data_dir=args.data_dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
-                            **({"token": args.token} if args.token else {}))
+                            idle_timeout=args.idle_timeout, **({"token": args.token} if args.token else {}))
     except ValueError as error:
         print(f"finetune-studio serve: {error}", file=sys.stderr)
         return 2
+    try:
+        lock = hold(settings.data_dir)  # before anything else: a refused server touches nothing
+    except FolderInUse as error:
+        print(f"finetune-studio serve: {error}", file=sys.stderr)
+        return 1
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -41,29 +51,47 @@ def serve(args: argparse.Namespace) -> int:
     host = f"[{settings.host}]" if family == socket.AF_INET6 else settings.host
     url = f"http://{host}:{port}"
     app = create_app(settings, url=url)
+    activity = Activity(app)
     server_json = settings.server_json
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
-            if self.started:
-                # Written only once the socket accepts, and whole: written beside it, then renamed, so a
-                # client polling for it never reads a half-written file.
-                partial = server_json.with_suffix(".json.tmp")
-                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    json.dump({"url": url, "token": settings.token, "pid": os.getpid(), "version": __version__},
-                              handle)
-                os.chmod(partial, 0o600)
-                os.replace(partial, server_json)
-                print(f"Fine-Tune Studio {__version__} is running: {url}/?token={settings.token}", flush=True)
+            if not self.started:
+                return
+            # Written only once the socket accepts, and whole: written beside it, then renamed, so a
+            # client polling for it never reads a half-written file.
+            partial = server_json.with_suffix(".json.tmp")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"url": url, "token": settings.token, "pid": os.getpid(), "version": __version__}, handle)
+            os.chmod(partial, 0o600)
+            os.replace(partial, server_json)
+            # The token opens the dashboard: shown on a terminal only, never written to a log file.
+            where = f"{url}/?token={settings.token}" if sys.stdout.isatty() else f"{url} (token in {server_json})"
+            print(f"Fine-Tune Studio {__version__} is running: {where}", flush=True)
+            if settings.idle_timeout:
+                self.idle_watch = asyncio.create_task(watch(activity, app.state.scheduler.busy,
+                                                            settings.idle_timeout, self.stop_when_idle))
 
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=5)
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # First: clients stop finding this server while its workers save their checkpoints. Here, not
+            # after run(): uvicorn re-raises SIGTERM/SIGINT once it has shut down, ending the process.
+            if server_json.is_file() and json.loads(server_json.read_text()).get("pid") == os.getpid():
+                server_json.unlink()
+            await super().shutdown(sockets)
+
+        def stop_when_idle(self) -> None:
+            print(f"Fine-Tune Studio: no job ran and no client came for {settings.idle_timeout:.0f} s: stopping "
+                  "(serve --idle-timeout)", flush=True)
+            self.should_exit = True
+
+    config = uvicorn.Config(activity, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=5,
+                            lifespan="on")
     try:
         Server(config).run(sockets=[sock])
     finally:
-        if server_json.is_file() and json.loads(server_json.read_text()).get("pid") == os.getpid():
-            server_json.unlink()
+        os.close(lock)  # the kernel drops it too when the process ends
     return 0
 
 
@@ -85,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", default=None, help="default: a new random token")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
     p.add_argument("--log-level", default="warning")
+    p.add_argument("--idle-timeout", type=float, default=1800, metavar="SECONDS",
+                   help="stop when no job ran and no client came for this long (default 1800; 0: never)")
 
     add("run", commands.run, "submit a finetune.toml and follow it").add_argument(
         "config", help="path of finetune.toml")

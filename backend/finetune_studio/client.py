@@ -110,10 +110,16 @@ def ensure_server(data_dir: Path, timeout: float = 60) -> Server:
     if info is not None:
         return info
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
-    subprocess.Popen([sys.executable, "-m", "finetune_studio", "serve", "--data-dir", str(data_dir)],
-                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                     env=dict(os.environ))
+    # Its own session: closing the terminal (or killing this process) leaves the server and its jobs running.
+    # Private like server.json: a log is no place for secrets, but it may name the user's data.
+    log = os.open(data_dir / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(log, 0o600)
+        subprocess.Popen([sys.executable, "-m", "finetune_studio", "serve", "--data-dir", str(data_dir)],
+                         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                         env=dict(os.environ))
+    finally:
+        os.close(log)
     deadline = time.time() + timeout
     while time.time() < deadline:
         info = read_server_info(data_dir)

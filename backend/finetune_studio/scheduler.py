@@ -1,12 +1,17 @@
-"""Device slots -> worker processes: launch, supervision, cancellation, reconciliation at start.
+"""Device slots -> worker processes: launch, supervision, cancellation, re-adoption at start.
 
-One job per GPU; with no GPU, one job at a time on the CPU. The worker writes `result.json` into its
-job folder before it exits; a worker that dies without one failed, and its last stderr lines become the
-job's error. At start, jobs left running by a dead server become `interrupted` (resumable from their
-last checkpoint); at shutdown, running workers get SIGTERM (they save a checkpoint) and are marked
-`interrupted` too. Every state change goes through `Jobs.change`, called through the thread pool so
-that store writes never block the event loop. `wake` and `check_resources` are safe from any thread;
-the rest runs on the event loop.
+One job per GPU; with no GPU, one job at a time on the CPU. A worker runs in its own session and writes
+its output to files in its job folder, which its supervisor here tails into `log` events
+(`logtail.py`), so it outlives a server crash. It writes `result.json` before it exits; a worker that
+dies without one failed, and the last lines of its stderr become the job's error. Whatever it spooled
+while no server listened (`spool.jsonl`) is stored when it ends.
+
+At start, each job left `running` or `cancelling` gets its worker back when that worker still runs (pid
+plus its secret: `executors/local.py`) and is supervised again; a job whose worker is gone ends as its
+`result.json` says, else `interrupted` (resumable from its last checkpoint). At shutdown, running workers
+get SIGTERM (they save a checkpoint) and are marked `interrupted`. Every state change goes through
+`Jobs.change`, called through the thread pool so that store writes never block the event loop. `wake`
+and `check_resources` are safe from any thread; the rest runs on the event loop.
 """
 
 from __future__ import annotations
@@ -16,10 +21,8 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -28,24 +31,29 @@ from .devices import DeviceSlots, Slot, describe, gpu_count
 from .errors import Conflict, FieldProblem, SpecError
 from .executors import local
 from .jobs import Jobs
+from .logtail import SOURCE, LogTail, last_lines, log_path
 from .spec import JobSpec
-from .wire import Device, Job, JobError
+from .wire import Device, IngestBatch, Job, JobError
 
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE_SECONDS = 120.0
 STDERR_TAIL_LINES = 25
+LOG_POLL_SECONDS = 0.1  # how soon a worker's printed line shows in the job's log
+ACTIVE_STATES = ("queued", "running", "cancelling")
+INTERRUPTED = JobError(type="interrupted", message="the server stopped while this job ran",
+                       hint="Resume continues from the last checkpoint")
 
 
 @dataclass
 class _Running:
     job_id: str
     slots: list[Slot]
-    process: local.LocalProcess
+    process: local.Worker | None  # None: found dead at start
+    tail: LogTail
     cancel_requested: bool = False
     stopping_server: bool = False
     supervisor: asyncio.Task[None] | None = None
-    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -74,7 +82,14 @@ class Scheduler:
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await run_in_threadpool(self._reconcile)
+        for job, process in await run_in_threadpool(self._reconcile):
+            slots = self._slots_of(job)
+            self.slots.take(slots, job.id)
+            running = _Running(job.id, slots, process, LogTail(self.jobs.folder(job.id)),
+                               cancel_requested=job.state == "cancelling")
+            self._running[job.id] = running
+            running.supervisor = asyncio.create_task(self._supervise(running), name=f"studio-worker-{job.id}")
+            log.info("job %s: re-adopted its worker (process %d)", job.id, process.pid)
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="studio-scheduler")
         self._wake.set()
 
@@ -83,30 +98,47 @@ class Scheduler:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
-        for running in list(self._running.values()):
+        workers = [(r, r.process) for r in self._running.values() if r.process is not None]
+        for running, process in workers:
             running.stopping_server = True
-            running.process.terminate()
-        waits = [asyncio.wait_for(r.process.wait(), CANCEL_GRACE_SECONDS) for r in self._running.values()]
+            process.terminate()
+        waits = [asyncio.wait_for(process.wait(), CANCEL_GRACE_SECONDS) for _, process in workers]
         for outcome in await asyncio.gather(*waits, return_exceptions=True):
             if isinstance(outcome, TimeoutError):
                 log.warning("a worker did not stop within %ss; killing it", CANCEL_GRACE_SECONDS)
         supervisors = [r.supervisor for r in self._running.values() if r.supervisor]
-        for running in list(self._running.values()):
-            running.process.kill()
+        for _, process in workers:
+            process.kill()
         await asyncio.gather(*supervisors, return_exceptions=True)  # their jobs' last state is recorded
 
-    def _reconcile(self) -> None:
+    async def busy(self) -> bool:
+        """Whether a job is queued or runs (a worker here, or an attached run): the server is not idle."""
+        return bool(self._running) or bool(await run_in_threadpool(self.jobs.store.list_jobs, ACTIVE_STATES))
+
+    def _reconcile(self) -> list[tuple[Job, local.AdoptedProcess]]:
+        """The jobs left running by an earlier server: their live workers (to supervise again); the others
+        end now, as their worker's result says."""
+        adopted = []
         for job in self.jobs.store.list_jobs(states=("running", "cancelling")):
-            pid = self.jobs.store.job_pid(job.id)
-            if pid_alive(pid) and job.kind == "managed":
-                # Its pipes went with the old server: stop it so it saves a checkpoint, then resume.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGTERM)  # type: ignore[arg-type]
-            elif pid_alive(pid):
-                continue  # an attached script is still running and reporting
-            self.jobs.change(job.id, state="interrupted", finished_at=time.time(), pid=None,
-                             error=JobError(type="interrupted", message="the server stopped while this job ran",
-                                            hint="Resume continues from the last checkpoint").model_dump())
+            if job.kind == "attached":
+                if not pid_alive(self.jobs.store.job_pid(job.id)):
+                    self.jobs.change(job.id, state="interrupted", finished_at=time.time(), pid=None,
+                                     error=INTERRUPTED.model_dump())
+                continue  # an attached script that is still running keeps reporting
+            process = local.adopt(self.jobs.folder(job.id))
+            if process is not None:
+                adopted.append((job, process))
+                continue
+            gone = _Running(job.id, [], None, LogTail(self.jobs.folder(job.id)),
+                            cancel_requested=job.state == "cancelling")
+            self._settle(gone, None)
+        return adopted
+
+    def _slots_of(self, job: Job) -> list[Slot]:
+        """The slots an adopted worker holds, from the device it was started on ("cpu", "cuda:0,cuda:1")."""
+        held: list[Slot] = ([int(d.removeprefix("cuda:")) for d in job.device.split(",")]
+                            if job.device and job.device.startswith("cuda:") else ["cpu"])
+        return [s for s in held if s in self.slots.holders()]
 
     # -- requests ------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -132,6 +164,7 @@ class Scheduler:
         running = self._running.get(job_id)
         if running is None or job.state not in ("running", "cancelling"):
             raise Conflict(f"job {job_id} is {job.state}; only queued or running jobs can be cancelled")
+        assert running.process is not None  # only supervised jobs are in _running
         running.cancel_requested = True
         running.process.terminate()
         asyncio.get_running_loop().call_later(CANCEL_GRACE_SECONDS, running.process.kill)
@@ -155,6 +188,8 @@ class Scheduler:
     async def _launch(self, job: Job, slots: list[Slot]) -> None:
         self.slots.take(slots, job.id)
         gpus = [s for s in slots if isinstance(s, int)]
+        # The URL and token of this server; when it restarts, the reporter finds the next one through
+        # FINETUNE_STUDIO_HOME/server.json (docs/discovery.md).
         env = dict(os.environ, FINETUNE_STUDIO_URL=self.url, FINETUNE_STUDIO_TOKEN=self.token,
                    FINETUNE_STUDIO_JOB=job.id, FINETUNE_STUDIO_ATTEMPT=str(job.attempt),
                    FINETUNE_STUDIO_HOME=str(self.jobs.data_dir))
@@ -169,7 +204,7 @@ class Scheduler:
                                                    hint="check that this Python environment has finetune-studio "
                                                         "installed").model_dump())
             return
-        running = _Running(job.id, slots, process)
+        running = _Running(job.id, slots, process, LogTail(job_dir))
         self._running[job.id] = running
         device = ",".join(f"cuda:{g}" for g in gpus) or "cpu"
         await run_in_threadpool(self.jobs.change, job.id, state="running", started_at=job.started_at or time.time(),
@@ -177,53 +212,75 @@ class Scheduler:
         running.supervisor = asyncio.create_task(self._supervise(running), name=f"studio-worker-{job.id}")
 
     async def _supervise(self, running: _Running) -> None:
-        pumps = [asyncio.create_task(self._pump(running, running.process.stdout, "stdout")),
-                 asyncio.create_task(self._pump(running, running.process.stderr, "stderr"))]
-        code = await running.process.wait()
-        await asyncio.gather(*pumps)
+        """Tail the worker's output into the job's log until it ends; then record how it ended."""
+        assert running.process is not None
+        ended = asyncio.ensure_future(running.process.wait())
+        while not ended.done():
+            await run_in_threadpool(self._store_lines, running, False)
+            await asyncio.wait({ended}, timeout=LOG_POLL_SECONDS)
         self._running.pop(running.job_id, None)
         self.slots.release(running.job_id)
-        state, error = self._outcome(running, code)
-        await run_in_threadpool(self.jobs.change, running.job_id, state=state, finished_at=time.time(), pid=None,
-                                error=error.model_dump() if error else None)
+        await run_in_threadpool(self._settle, running, ended.result())
         self._wake.set()
 
-    def _outcome(self, running: _Running, code: int) -> tuple[str, JobError | None]:
+    def _settle(self, running: _Running, code: int | None) -> None:
+        """After the worker's end: the rest of its output and its spool are stored, then its job's end."""
+        while self._store_lines(running, True):
+            pass
+        self._store_spool(running.job_id)
+        state, error = self._outcome(running, code)
+        self.jobs.change(running.job_id, state=state, finished_at=time.time(), pid=None,
+                         error=error.model_dump() if error else None)
+
+    def _store_lines(self, running: _Running, final: bool) -> int:
+        """Store the lines the worker wrote since the last call, as one batch per file; how many."""
+        read = running.tail.read(final)
+        for stream, events in read.items():
+            self.jobs.store.ingest(running.job_id, SOURCE[stream], events)
+        running.tail.commit(read)
+        if read:
+            self.jobs.broker.notify(running.job_id)
+        return sum(len(events) for events in read.values())
+
+    def _store_spool(self, job_id: str) -> None:
+        """What the worker's reporter could not send (no server listened): stored once, like a replay."""
+        spool = self.jobs.folder(job_id) / "spool.jsonl"
+        if not spool.is_file():
+            return
+        job = self.jobs.get(job_id)
+        for number, line in enumerate(spool.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                batch = IngestBatch.model_validate_json(line)
+            except ValueError as error:  # a line cut short when the worker was killed mid-write
+                log.warning("job %s: line %d of %s is unreadable and skipped: %s", job_id, number, spool, error)
+                continue
+            self.jobs.events_stored(job, self.jobs.store.ingest(job_id, batch.attempt, batch.events))
+        spool.unlink()
+
+    def _outcome(self, running: _Running, code: int | None) -> tuple[str, JobError | None]:
+        """`code` is None when the exit code is unknown: a re-adopted worker, or one found dead at start."""
         result_file = self.jobs.folder(running.job_id) / "result.json"
         result: dict[str, Any] = {}
         if result_file.is_file():
             result = json.loads(result_file.read_text(encoding="utf-8"))
-        if result.get("state") == "completed" and code == 0:
+        if result.get("state") == "completed" and code in (0, None):
             return "completed", None
         if running.cancel_requested:
             return "cancelled", None
         if running.stopping_server:
-            return "interrupted", JobError(type="interrupted", message="the server stopped while this job ran",
-                                           hint="Resume continues from the last checkpoint")
+            return "interrupted", INTERRUPTED
         if result.get("error"):
             return "failed", JobError.model_validate(result["error"])
-        tail = "\n".join(running.stderr_tail) or "(no output on stderr)"
-        reason = f"signal {-code}" if code < 0 else f"exit code {code}"
+        if running.process is None:
+            return "interrupted", JobError(
+                type="interrupted", message="the worker stopped while no server was running",
+                hint="Resume continues from the last checkpoint")
+        lines = last_lines(log_path(self.jobs.folder(running.job_id), "stderr"), running.process.stderr_from,
+                           STDERR_TAIL_LINES)
+        tail = "\n".join(lines) or "(no output on stderr)"
+        reason = ("exit status unknown: another server started it" if code is None
+                  else f"signal {-code}" if code < 0 else f"exit code {code}")
         return "failed", JobError(type="worker_crashed", message=f"the worker died ({reason}). Last stderr "
                                   f"lines:\n{tail}", hint="Resume continues from the last checkpoint")
-
-    async def _pump(self, running: _Running, reader: asyncio.StreamReader, stream: str) -> None:
-        """Turn a child's output into log events, a batch per read burst (never one write per line)."""
-        pending: list[tuple[str, dict[str, Any]]] = []
-        while True:
-            try:
-                # While lines wait to be stored, give the next one 50 ms to join the batch.
-                raw = await (asyncio.wait_for(reader.readline(), 0.05) if pending else reader.readline())
-            except TimeoutError:
-                raw = None
-            if raw:
-                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                pending.append(("log", {"stream": stream, "text": text}))
-                if stream == "stderr":
-                    running.stderr_tail.append(text)
-            if pending and (raw is None or raw == b"" or len(pending) >= 200):
-                await run_in_threadpool(self.jobs.store.append, running.job_id, pending)
-                pending = []
-                self.jobs.broker.notify(running.job_id)
-            if raw == b"":
-                return

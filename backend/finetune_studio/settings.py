@@ -30,6 +30,7 @@ class Settings:
     max_body_bytes: int = 1 << 20  # a request body, unless a route below says otherwise
     max_events_bytes: int = 16 << 20  # a reporter's batch (POST /api/jobs/{id}/events)
     max_capture_bytes: int = 32 << 20  # one captured tensor (POST /api/tensors); debug.capture stays far below
+    idle_timeout: float = 1800.0  # seconds without a running job or a client before the server stops; 0: never
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -38,6 +39,9 @@ class Settings:
                              "from other machines. Use 127.0.0.1, or pass --allow-remote if you mean it")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range: use 0 (any free port) to 65535")
+        if not self.idle_timeout >= 0:
+            raise ValueError(f"idle timeout {self.idle_timeout} is negative: give seconds, or 0 to never stop when "
+                             "idle")
         if len(self.token) < 16:
             raise ValueError("token is shorter than 16 characters: use a longer random token or omit it")
 
