@@ -32,6 +32,7 @@ class Jobs:
         self.store = store
         self.broker = broker
         self.data_dir = data_dir
+        self._heard: dict[str, float] = {}  # attached run -> monotonic time of its last batch (watchdog.py)
 
     def folder(self, job_id: str) -> Path:
         return self.data_dir / "jobs" / job_id
@@ -72,8 +73,14 @@ class Jobs:
         job = self.get(job_id)
         if job.kind != "attached" or job.state in FINISHED_STATES:
             return job
+        self._heard.pop(job_id, None)
         return self.change(job_id, state=state, finished_at=time.time(), pid=None,
                            error=error.model_dump() if error else None)
+
+    def last_heard(self, job_id: str, default: float) -> float:
+        """When (monotonic) the attached run last sent a batch; `default` (and remembered) if not since
+        this server started."""
+        return self._heard.setdefault(job_id, default)
 
     def resume(self, job_id: str) -> Job:
         """Queue a new attempt; the caller wakes the scheduler."""
@@ -94,7 +101,10 @@ class Jobs:
 
     def events_stored(self, job: Job, stored: list[StreamEvent]) -> None:
         """After a reporter's batch is stored: wake the job's subscribers; progress and evaluations show
-        in job lists too; an attached run's `end` ends it."""
+        in job lists too; an attached run's `end` ends it. Any batch, an empty heartbeat too, shows that
+        the run's script is alive."""
+        if job.kind == "attached":
+            self._heard[job.id] = time.monotonic()
         if not stored:
             return
         self.broker.notify(job.id)

@@ -27,6 +27,7 @@ from .routes import pages, runs, streams, system, tensors
 from .scheduler import Scheduler
 from .settings import Settings
 from .store import Store
+from .watchdog import Watchdog, silence_seconds
 
 
 def create_app(settings: Settings, url: str) -> FastAPI:
@@ -36,12 +37,15 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     broker = Broker()
     jobs = Jobs(store, broker, settings.data_dir)
     scheduler = Scheduler(jobs, url, settings.token)
+    watchdog = Watchdog(jobs, silence_seconds(), pids_are_local=not settings.allow_remote)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker.bind(asyncio.get_running_loop())
         await scheduler.start()
+        watchdog.start()
         yield
+        await watchdog.stop()
         await scheduler.stop()
         store.close()
 
