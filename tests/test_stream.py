@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
-from conftest import RunningServer
+from conftest import RunningServer, start_server
 from finetune_studio.client import parse_sse
 
 
@@ -63,3 +64,43 @@ def test_global_stream_announces_each_state_change(server: RunningServer, tiny_s
                 if snapshot["state"] == "completed":
                     break
     assert states == ["queued", "running", "completed"]
+
+
+def test_unknown_job_stream_is_a_404_before_any_event(server: RunningServer) -> None:
+    """It used to answer 200 with an empty body, and a client then reconnected forever."""
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=headers, trust_env=False, timeout=30) as http:
+        with http.stream("GET", "/api/jobs/no-such-job/stream") as response:
+            assert response.status_code == 404
+            assert response.headers["content-type"].startswith("application/json")
+            assert "no-such-job" in response.read().decode()
+
+
+def test_global_stream_resumed_with_an_id_from_before_a_restart_delivers_the_next_change(
+        server: RunningServer, tiny_spec: dict[str, Any]) -> None:
+    """Ids restarted at 0 with each server, so an old id skipped the new server's first changes."""
+    tiny_spec["training"].update(epochs=1, max_steps=2)
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=headers, trust_env=False, timeout=60) as http:
+        with http.stream("GET", "/api/stream") as response:
+            first = server.client.submit(tiny_spec)
+            old_id = next(line for line in response.iter_lines() if line.startswith("id:"))[3:].strip()
+    server.wait_for(first.id)
+    server.stop()
+    restarted = start_server(server.data_dir)
+    server.process, server.client, server.token = restarted.process, restarted.client, restarted.token
+    headers = {"Authorization": f"Bearer {server.token}", "Last-Event-ID": old_id}
+    with httpx.Client(base_url=restarted.url, headers=headers, trust_env=False, timeout=60) as http:
+        with http.stream("GET", "/api/stream") as response:
+            snapshots = parse_states(response.iter_lines())
+            assert next(snapshots) == (first.id, "completed")  # the current snapshot of every job
+            second = server.client.submit(tiny_spec)
+            assert next(snapshots) == (second.id, "queued")  # then the next change
+    server.client.cancel(second.id)
+
+
+def parse_states(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    for line in lines:
+        if line.startswith("data:"):
+            job = json.loads(line[5:])
+            yield job["id"], job["state"]
