@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import RunningServer
-from finetune_studio.client import ApiError
+from conftest import RunningServer, start_server
+from finetune_studio.client import ApiError, parse_sse
 
 
 def test_server_json_is_private_and_points_at_a_live_server(server: RunningServer) -> None:
@@ -92,3 +95,124 @@ def test_server_json_is_written_whole(server: RunningServer) -> None:
     assert not (server.data_dir / "server.json.tmp").exists()
     assert {"url", "token", "pid", "version"} <= set(__import__("json").loads(
         (server.data_dir / "server.json").read_text()))
+
+
+# -- hostile and careless input (issue 11): a 4xx naming the field, never a 500, nothing stored -------------
+BIG = 2**70
+EVENT = {"seq": 1, "type": "metric", "time": 1.0, "data": {"step": 1, "values": {"train/loss": 0.5}}}
+
+
+def _event(**changes: Any) -> dict[str, Any]:
+    return {**EVENT, **changes}
+
+
+HOSTILE_EVENTS = {
+    "seq beyond 64 bits": {"attempt": 1, "events": [_event(seq=BIG)]},
+    "attempt beyond 64 bits": {"attempt": BIG, "events": [EVENT]},
+    "metric step beyond 64 bits": {"attempt": 1, "events": [_event(data={"step": BIG, "values": {}})]},
+    "metric step 'x'": {"attempt": 1, "events": [_event(data={"step": "x", "values": {}})]},
+    "values as a list": {"attempt": 1, "events": [_event(data={"step": 1, "values": [1, 2]})]},
+    "value a string": {"attempt": 1, "events": [_event(data={"step": 1, "values": {"loss": "low"}})]},
+    "progress step 'abc'": {"attempt": 1, "events": [_event(type="progress", data={"step": "abc"})]},
+    "end in an unknown state": {"attempt": 1, "events": [_event(type="end", data={"state": "exploded"})]},
+    "log on a third stream": {"attempt": 1, "events": [_event(type="log", data={"stream": "x", "text": "hi"})]},
+    "lone surrogate in a name": {"attempt": 1, "events": [_event(data={"step": 1, "values": {"\ud800": 1.0}})]},
+    "eval details with a lone surrogate": {"attempt": 1, "events": [_event(
+        type="eval", data={"step": 1, "values": {}, "labels": ["ok", "\udfff"]})]},
+    "too many values": {"attempt": 1, "events": [_event(data={"step": 1, "values": {
+        f"v{i}": 1.0 for i in range(1001)}})]},
+    "too many events": {"attempt": 1, "events": [_event(seq=i + 1) for i in range(10_001)]},
+}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("api") / ".finetune-studio")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def run_id(shared: RunningServer) -> str:
+    return str(shared.client.request("POST", "/api/runs", json={"name": "hostile"})["id"])
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_EVENTS))
+def test_reporter_batch_that_does_not_fit_is_422(shared: RunningServer, run_id: str, case: str) -> None:
+    """Regression: each of these was stored (then a listing answered 500 from then on) or answered 500."""
+    body = json.dumps(HOSTILE_EVENTS[case]).encode()  # json.dumps keeps lone surrogates as \\ud800
+    response = shared.client.http.post(f"/api/jobs/{run_id}/events", content=body,
+                                       headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert shared.client.request("GET", f"/api/jobs/{run_id}/logs") == {"lines": []}
+    assert shared.client.request("GET", "/api/jobs")["jobs"][0]["id"] == run_id
+
+
+@pytest.mark.parametrize(("case", "body"), [
+    ("pid beyond 64 bits", {"pid": BIG}),
+    ("negative pid", {"pid": -1}),
+    ("name of a megabyte's sixth", {"name": "n" * 200_000}),
+    ("empty name", {"name": ""}),
+    ("lone surrogate", {"name": "\ud800"}),
+    ("training arg NaN", {"training_args": {"learning_rate": float("nan")}}),
+    ("training arg a list", {"training_args": {"report_to": ["none"]}}),
+])
+def test_bad_run_is_422(shared: RunningServer, case: str, body: dict[str, Any]) -> None:
+    response = shared.client.http.post("/api/runs", content=json.dumps(body).encode(),
+                                       headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+
+
+def test_huge_job_name_is_refused_before_it_is_stored(shared: RunningServer, tiny_spec: dict[str, Any]) -> None:
+    """Regression: a 100 MB job name was stored; GET /api/jobs then returned 210 MB."""
+    too_long = shared.client.http.post("/api/jobs", json=dict(tiny_spec, name="n" * 300))
+    assert too_long.status_code == 422 and too_long.json()["detail"][0]["field"] == "name"
+    huge = shared.client.http.post("/api/jobs", json=dict(tiny_spec, name="n" * (2 << 20)))
+    assert huge.status_code == 413
+
+
+@pytest.mark.parametrize("query", [f"after={BIG}", "after=-1", "limit=0", f"limit={BIG}"])
+def test_out_of_range_queries_are_422(shared: RunningServer, run_id: str, query: str) -> None:
+    assert shared.client.http.get(f"/api/jobs/{run_id}/logs?{query}").status_code == 422
+    if query.startswith("after"):
+        assert shared.client.http.get(f"/api/jobs/{run_id}/stream?{query}").status_code == 422
+        assert shared.client.http.get(f"/api/stream?{query}").status_code == 422
+    assert shared.client.http.get(f"/api/jobs/{run_id}/steps/{BIG}/batch").status_code == 422
+
+
+@pytest.mark.parametrize("last_event_id", ["null", "junk", b"\xb2", str(BIG), "-5", ""])  # b"\xb2": "²".isdigit()
+def test_junk_last_event_id_counts_as_none(shared: RunningServer, run_id: str, last_event_id: str | bytes) -> None:
+    """Regression: `Last-Event-ID: null` answered 500 (or 200 with an empty body)."""
+    shared.client.request("POST", f"/api/jobs/{run_id}/events", json={"attempt": 7, "events": [EVENT]})
+    with shared.client.http.stream("GET", f"/api/jobs/{run_id}/stream",
+                                   headers={"Last-Event-ID": last_event_id}) as response:
+        assert response.status_code == 200
+        first = next(parse_sse(response.iter_lines()))
+    assert first.seq == 1 and first.type == "metric"
+
+
+def test_damaged_rows_never_take_the_listing_or_the_start_down(tmp_path: Path) -> None:
+    """Regression: a `progress` event with `"step": "abc"` was stored; GET /api/jobs answered 500 from then
+    on and `serve` on that folder failed at start-up. Rows damaged some other way are reported and skipped
+    (or, for what reporters derive, shown as none)."""
+    data_dir = tmp_path / ".finetune-studio"
+    first = start_server(data_dir)
+    try:
+        kept = first.client.request("POST", "/api/runs", json={"name": "kept"})["id"]
+        broken = first.client.request("POST", "/api/runs", json={"name": "broken"})["id"]
+        lost = first.client.request("POST", "/api/runs", json={"name": "lost"})["id"]
+    finally:
+        first.stop()
+    with sqlite3.connect(data_dir / "studio.db") as db:
+        db.execute("UPDATE jobs SET progress = ?, best_metric = ? WHERE id = ?",
+                   ('{"step": "abc"}', '{"eval/accuracy": "high"}', broken))
+        db.execute("UPDATE jobs SET state = 'exploded' WHERE id = ?", (lost,))
+    db.close()
+    second = start_server(data_dir)
+    try:
+        jobs = {job["id"]: job for job in second.client.request("GET", "/api/jobs")["jobs"]}
+        assert set(jobs) == {kept, broken}
+        assert jobs[broken]["progress"]["step"] == 0 and jobs[broken]["best_metric"] is None
+        assert second.client.job(broken).name == "broken"
+    finally:
+        second.stop()

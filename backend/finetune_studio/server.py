@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.state.jobs, app.state.scheduler = jobs, scheduler
     app.state.captures = Captures(store, settings.data_dir / "tensors")
     app.add_exception_handler(StudioError, _studio_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_middleware(Guard, settings=settings)
 
     api = APIRouter(prefix="/api")
@@ -65,6 +67,19 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.DASHBOARD_DIR), name="static")
     return app
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """A body or parameter that does not fit its model: the same shape as a bad spec's answer. The input is
+    not echoed back: it can be large, or hold what no JSON encoder sends (a lone surrogate)."""
+    detail = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"]]
+        field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+        detail.append({"loc": loc, "field": field, "msg": str(item["msg"]).removeprefix("Value error, "),
+                       "type": item["type"]})
+    return JSONResponse({"detail": detail, "type": "invalid_request",
+                         "hint": "fix the named fields (the API is described at /openapi.json)"}, status_code=422)
 
 
 async def _studio_error(request: Request, error: StudioError) -> JSONResponse:

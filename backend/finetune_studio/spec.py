@@ -8,13 +8,40 @@ submissions). Unknown keys are errors with a "did you mean".
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
-from typing import Any, Literal
-
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import FieldProblem, SpecError
+
+T = TypeVar("T")
+
+
+def storable(value: T) -> T:
+    """`value` unchanged when every string in it (keys too) is valid Unicode. JSON can carry a lone
+    surrogate (`"\\ud800"`), which SQLite cannot store and no JSON encoder sends out again."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"not valid Unicode (a lone surrogate at character {error.start})") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key)
+            storable(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            storable(item)
+    return value
+
+
+# Bounded strings and integers: a 100 MB job name was once stored and listed on every GET /api/jobs.
+Name = Annotated[str, Field(max_length=200), AfterValidator(storable)]
+PathText = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(storable)]
+Column = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable)]
+Small = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 TaskName = Literal[
     "text-classification", "token-classification", "question-answering", "seq2seq", "causal-lm"
@@ -29,30 +56,30 @@ class _Strict(BaseModel):
 class DataSpec(_Strict):
     """Where the examples are and which columns hold what; the column keys depend on the task."""
 
-    train: str = Field(description="training file: csv, json, jsonl or parquet (or CoNLL text)")
-    eval: str | None = Field(None, description="evaluation file; or set eval_fraction")
+    train: PathText = Field(description="training file: csv, json, jsonl or parquet (or CoNLL text)")
+    eval: PathText | None = Field(None, description="evaluation file; or set eval_fraction")
     eval_fraction: float | None = Field(None, gt=0, lt=1, description="hold out this share of train")
     format: Literal["auto", "csv", "json", "parquet", "conll"] = "auto"
     max_length: int = Field(256, ge=8, le=32768, description="tokens per example (longer ones are cut)")
     # text-classification
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
+    text_column: Column = "text"
+    text_pair_column: Column | None = None
+    label_column: Column = "label"
     # token-classification
-    tokens_column: str = "tokens"
-    tags_column: str = "tags"
+    tokens_column: Column = "tokens"
+    tags_column: Column = "tags"
     # question-answering
-    question_column: str = "question"
-    context_column: str = "context"
-    answers_column: str = "answers"
-    doc_stride: int = Field(128, ge=0)
+    question_column: Column = "question"
+    context_column: Column = "context"
+    answers_column: Column = "answers"
+    doc_stride: int = Field(128, ge=0, le=32768)
     # seq2seq
-    source_column: str = "source"
-    target_column: str = "target"
-    source_prefix: str = ""
+    source_column: Column = "source"
+    target_column: Column = "target"
+    source_prefix: Annotated[str, Field(max_length=4096), AfterValidator(storable)] = ""
     # causal-lm
-    prompt_column: str | None = None
-    response_column: str | None = None
+    prompt_column: Column | None = None
+    response_column: Column | None = None
     train_on_prompt: bool = False
     packing: bool = False
 
@@ -66,26 +93,27 @@ class DataSpec(_Strict):
 class TrainingSpec(_Strict):
     """Hyper-parameters; names follow TrainingArguments, defaults the seed example's."""
 
-    epochs: float = Field(3, gt=0, description="num_train_epochs")
-    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps")
-    batch_size: int = Field(16, ge=1, description="per_device_train_batch_size")
-    eval_batch_size: int = Field(64, ge=1, description="per_device_eval_batch_size")
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    epochs: float = Field(3, gt=0, le=1e6, allow_inf_nan=False, description="num_train_epochs")
+    max_steps: Small | None = Field(None, description="stop after this many optimizer steps")
+    batch_size: Small = Field(16, description="per_device_train_batch_size")
+    eval_batch_size: Small = Field(64, description="per_device_eval_batch_size")
+    gradient_accumulation_steps: Small = 1
     learning_rate: float = Field(2e-5, gt=0, lt=1)
-    warmup_steps: int | None = Field(None, ge=0, description="or warmup_ratio")
+    warmup_steps: int | None = Field(None, ge=0, le=2**31 - 1, description="or warmup_ratio")
     warmup_ratio: float | None = Field(None, ge=0, lt=1, description="defaults to 0.06 when neither is set")
-    weight_decay: float = Field(0.01, ge=0)
-    lr_scheduler_type: str = "linear"
+    weight_decay: float = Field(0.01, ge=0, allow_inf_nan=False)
+    lr_scheduler_type: Column = "linear"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    seed: int = 42
-    logging_steps: int = Field(10, ge=1, description="log the training loss every N steps")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="numpy takes seeds below 2**32")
+    logging_steps: Small = Field(10, description="log the training loss every N steps")
     eval_strategy: Literal["no", "steps", "epoch"] = "epoch"
-    eval_steps: int | None = Field(None, ge=1)
+    eval_steps: Small | None = None
     save_strategy: Literal["no", "steps", "epoch"] = "epoch"
-    save_steps: int | None = Field(None, ge=1)
-    save_total_limit: int | None = Field(2, ge=1)
+    save_steps: Small | None = None
+    save_total_limit: Small | None = 2
     gradient_checkpointing: bool = False
-    args: dict[str, Any] = Field(default_factory=dict, description="any other TrainingArguments, unchanged")
+    args: Annotated[dict[str, Any], AfterValidator(storable)] = Field(
+        default_factory=dict, max_length=200, description="any other TrainingArguments, unchanged")
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainingSpec:
@@ -97,26 +125,27 @@ class TrainingSpec(_Strict):
 class LoraSpec(_Strict):
     """Train LoRA adapters with peft instead of all weights."""
 
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
+    r: int = Field(8, ge=1, le=65536)
+    alpha: int = Field(16, ge=1, le=2**31 - 1)
     dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] | None = Field(None, description="chosen per architecture when not given")
+    target_modules: list[Column] | None = Field(None, max_length=1000,
+                                                description="chosen per architecture when not given")
     merge: bool = Field(False, description="also save base + adapter merged into one model")
     quantize: Literal["4bit"] | None = Field(None, description="QLoRA: needs a GPU and bitsandbytes")
 
 
 class ResourcesSpec(_Strict):
-    gpus: int | Literal["all"] = Field(1, description="GPUs for this job (0 = CPU)")
+    gpus: Annotated[int, Field(ge=0, le=1024)] | Literal["all"] = Field(1, description="GPUs for this job (0 = CPU)")
     executor: Literal["local", "ray"] = Field("local", description="\"ray\" is reserved: not available yet")
-    ray_address: str | None = Field(None, description="Ray cluster address; default: RAY_ADDRESS or auto")
+    ray_address: PathText | None = Field(None, description="Ray cluster address; default: RAY_ADDRESS or auto")
 
 
 class JobSpec(_Strict):
     """A fine-tuning job."""
 
-    name: str = Field("", description="shown in lists; defaults to the TOML's folder name or the task")
+    name: Name = Field("", description="shown in lists; defaults to the TOML's folder name or the task")
     task: TaskName = "text-classification"
-    model: str = Field(description="a local model folder, or a hub id where the network allows")
+    model: PathText = Field(description="a local model folder, or a hub id where the network allows")
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     lora: LoraSpec | None = None

@@ -20,8 +20,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import RootModel, ValidationError
+
 from .errors import NotFound
-from .wire import Job, LogLine, ReporterEvent, Series, StreamEvent, finite
+from .wire import Job, LogLine, Progress, ReporterEvent, Series, StreamEvent, finite
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -348,7 +350,19 @@ def _job_from_row(row: tuple[Any, ...]) -> Job:
             data[key] = json.loads(data[key])
     if data["kind"] == "attached" and data["spec"] is not None and "model" not in data["spec"]:
         data["spec"] = None  # state folders of 0.1 kept an attached run's arguments there
+    # What reporters derived (progress, best values) is not worth losing the job for: a damaged value
+    # (stored before events were checked) is reported and shown as none.
+    for key, model in (("progress", Progress), ("best_metric", _BestMetric)):
+        try:
+            model.model_validate(data[key] if data[key] is not None else {})
+        except ValidationError as error:
+            log.warning("job %s: its stored %s is unreadable and left out: %s", data["id"], key, error)
+            data[key] = {} if key == "progress" else None
     return Job.model_validate(data)
+
+
+class _BestMetric(RootModel[dict[str, float]]):
+    pass
 
 
 def read_job(path: Path, job_id: str) -> Job:

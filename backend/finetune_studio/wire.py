@@ -10,14 +10,26 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .spec import JobSpec
+from .spec import JobSpec, storable
 
 JobState = Literal["queued", "running", "cancelling", "completed", "failed", "cancelled", "interrupted"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "interrupted"})
 RESUMABLE_STATES: frozenset[str] = frozenset({"failed", "cancelled", "interrupted"})
 EventType = Literal["metric", "progress", "eval", "system", "log", "state", "end"]
+
+# What the API takes is bounded and storable: integers fit SQLite's signed 64 bits (a larger one made the
+# store raise OverflowError: a 500), floats are finite, strings are valid Unicode and not huge.
+INT64_MAX = 2**63 - 1
+Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable)]
+Text = Annotated[str, Field(max_length=1 << 20), AfterValidator(storable)]  # a log line: logtail's MAX_LINE
+ShortText = Annotated[str, Field(max_length=16_384), AfterValidator(storable)]
+MAX_VALUES = 1000  # values of one metric, eval or system event
+MAX_EVENTS = 10_000  # events of one reporter batch (the reporter sends at most 1000 at a time)
 
 
 def finite(value: float | None) -> float | None:
@@ -39,17 +51,17 @@ def json_safe(value: Any) -> Any:
 
 
 class Progress(BaseModel):
-    step: int = 0
-    max_steps: int = 0
-    epoch: float = 0.0
-    samples_per_second: float | None = None
-    eta_seconds: float | None = None
+    step: Count = 0
+    max_steps: Count = 0
+    epoch: Finite = 0.0
+    samples_per_second: Finite | None = None
+    eta_seconds: Finite | None = None
 
 
 class JobError(BaseModel):
-    type: str
-    message: str
-    hint: str | None = None
+    type: Name
+    message: ShortText
+    hint: ShortText | None = None
 
 
 class Job(BaseModel):
@@ -112,18 +124,64 @@ class StreamEvent(BaseModel):
     data: dict[str, Any]
 
 
-class ReporterEvent(BaseModel):
-    """What a reporter sends; `seq` counts per attempt from 1."""
+class _Values(BaseModel):
+    """The data of a `metric` or `system` event."""
 
-    seq: int = Field(ge=1)
+    model_config = ConfigDict(extra="forbid")
+    step: Count
+    values: dict[Name, Finite | None] = Field(max_length=MAX_VALUES)
+
+
+class _EvalValues(_Values):
+    """An `eval` event: values and the task's details (samples, confusion_matrix, labels, per_class...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _LogData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stream: Literal["stdout", "stderr"]
+    text: Text
+
+
+class _EndData(BaseModel):
+    """How an attached run ended."""
+
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["completed", "failed", "cancelled", "interrupted"]
+    error: JobError | None = None
+
+
+_DATA: dict[str, type[BaseModel]] = {"metric": _Values, "system": _Values, "eval": _EvalValues,
+                                     "progress": Progress, "log": _LogData, "end": _EndData}
+
+
+class ReporterEvent(BaseModel):
+    """What a reporter sends; `seq` counts per attempt from 1. `data` is checked per type, so nothing the
+    store or a listing cannot read is stored (a progress `step` of "abc" once made every listing fail)."""
+
+    seq: int = Field(ge=1, le=INT64_MAX)
     type: Literal["metric", "progress", "eval", "system", "log", "end"]
-    time: float
-    data: dict[str, Any] = Field(description="as in StreamEvent; `end` (attached runs) is {state, error?}")
+    time: Finite
+    data: dict[str, Any] = Field(description="metric and system {step, values: {name: number | null}}; eval the "
+                                 "same and the task's details; progress Progress; log {stream, text}; "
+                                 "end (attached runs) {state, error?}")
+
+    @model_validator(mode="after")
+    def _data_fits_type(self) -> ReporterEvent:
+        storable(self.data)  # the details of an eval event are free-form JSON: no lone surrogates there either
+        try:
+            checked = _DATA[self.type].model_validate(self.data)
+        except ValidationError as error:
+            problems = "; ".join(f"data.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise ValueError(f"a {self.type} event: {problems}") from None
+        self.data = checked.model_dump(mode="json", exclude_unset=True)  # as sent, types checked
+        return self
 
 
 class IngestBatch(BaseModel):
-    attempt: int = Field(ge=1)
-    events: list[ReporterEvent]
+    attempt: int = Field(ge=1, le=INT64_MAX)
+    events: list[ReporterEvent] = Field(max_length=MAX_EVENTS)
 
 
 class IngestResult(BaseModel):
@@ -134,12 +192,13 @@ class IngestResult(BaseModel):
 class RunCreate(BaseModel):
     """Open an attached run: a user's own script reporting through StudioCallback."""
 
-    name: str = "attached run"
-    task: str = "custom"
-    output_dir: str = ""
-    training_args: dict[str, str | int | float | bool | None] = Field(
-        default_factory=dict, description="the script's TrainingArguments (scalar values)")
-    pid: int | None = Field(None, description="the script's process: if it dies, the run is interrupted")
+    name: Name = "attached run"
+    task: Name = "custom"
+    output_dir: Annotated[str, Field(max_length=4096), AfterValidator(storable)] = ""
+    training_args: dict[Name, ShortText | Int64 | Finite | bool | None] = Field(
+        default_factory=dict, max_length=1000, description="the script's TrainingArguments (scalar values)")
+    pid: int | None = Field(None, ge=1, le=2**31 - 1,
+                            description="the script's process: if it dies, the run is interrupted")
 
 
 class Health(BaseModel):
@@ -198,47 +257,49 @@ class ArrayData(BaseModel):
     """A float32 array: little-endian bytes, row-major, in base64 (NaN and ±inf survive)."""
 
     dtype: Literal["float32"] = "float32"
-    shape: list[Annotated[int, Field(ge=0)]]
+    shape: list[Annotated[int, Field(ge=0, le=INT64_MAX)]] = Field(max_length=64)
     data: str
 
 
 class HistogramData(BaseModel):
-    edges: list[float | None]
-    counts: list[int]
-    sample_size: int
+    edges: list[Finite | None] = Field(max_length=10_001)
+    counts: list[Count] = Field(max_length=10_000)
+    sample_size: Count
     sampled: bool
 
 
 class TensorSummary(BaseModel):
     """Mirrors `tensors.Summary`; non-finite floats travel as null."""
 
-    kind: str
-    shape: list[int]
-    dtype: str
-    device: str
-    numel: int
-    bytes: int
+    kind: Name
+    shape: list[Count] = Field(max_length=64)
+    dtype: Name
+    device: Name
+    numel: Count
+    bytes: Count
     requires_grad: bool = False
-    min: float | None = None
-    max: float | None = None
-    mean: float | None = None
-    std: float | None = None
-    nan: int | None = None
-    posinf: int | None = None
-    neginf: int | None = None
-    zeros: int | None = None
+    min: Finite | None = None
+    max: Finite | None = None
+    mean: Finite | None = None
+    std: Finite | None = None
+    nan: Count | None = None
+    posinf: Count | None = None
+    neginf: Count | None = None
+    zeros: Count | None = None
     histogram: HistogramData | None = None
-    note: str | None = None
-    text: str
+    note: ShortText | None = None
+    text: ShortText
 
 
 class TensorCapture(BaseModel):
     """The body of POST /api/tensors (what `debug.build_payload` makes)."""
 
-    name: str = Field(min_length=1, max_length=300)
+    name: Annotated[str, Field(min_length=1, max_length=300), AfterValidator(storable)]
     kind: Literal["tensor", "attention"]
     summary: TensorSummary
-    view: dict[str, Any] = Field(default_factory=dict)
+    view: Annotated[dict[str, Any], AfterValidator(storable), AfterValidator(json_safe)] = Field(
+        default_factory=dict, description="how the dashboard shows it (docs/tensors.md); non-finite numbers "
+                                          "are stored as null")
     arrays: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")], ArrayData] = Field(
         default_factory=dict, max_length=16)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from .. import batches
 from ..errors import NotFound
 from ..spec import check_files, parse_spec
-from ..wire import Job, JobList, Logs, Metrics, StepBatch, StreamEvent
+from ..wire import INT64_MAX, Job, JobList, Logs, Metrics, StepBatch, StreamEvent
 from .deps import JobDep, JobsDep, SchedulerDep, SettingsDep, StoreDep
 
 router = APIRouter()
@@ -65,13 +65,13 @@ def metrics(job: JobDep, store: StoreDep, names: str | None = None,
 
 
 @router.get("/jobs/{job_id}/logs")
-def logs(job: JobDep, store: StoreDep, after: int = 0,
+def logs(job: JobDep, store: StoreDep, after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
          limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Logs:
     return Logs(lines=store.logs(job.id, after, limit))
 
 
 @router.get("/jobs/{job_id}/steps/{step}/batch")
-def step_batch(job: JobDep, jobs: JobsDep, step: int) -> StepBatch:
+def step_batch(job: JobDep, jobs: JobsDep, step: Annotated[int, Path(ge=0, le=INT64_MAX)]) -> StepBatch:
     if job.spec is None:
         raise NotFound(f"job {job.id} is an attached run: its batches are not recorded")
     return batches.step_batch(jobs.folder(job.id), job.spec, step)
