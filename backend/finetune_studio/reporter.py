@@ -1,11 +1,19 @@
 """Reporting a training run to the server: `StudioCallback` (a TrainerCallback) and its client.
 
-The client numbers events per attempt (`seq`), sends them in batches from a background thread, and
-when the server cannot be reached appends the batch to a spool file (JSON lines) and replays the spool,
-oldest first, as soon as a send succeeds again. The server stores `(attempt, seq)` once, so a replay never
-duplicates a point. In a user's own script, `StudioCallback()` opens an *attached* run on the server found
-by the rule of `discovery.py`; without one it warns once and keeps spooling:
-it never stops the user's training.
+The client numbers events per attempt (`seq`) and sends them from a background thread: a metric, an
+evaluation, a log line or the end as soon as it is emitted (a chart is waiting), at most one request per
+50 ms (a high-rate stream goes in batches), and progress within 0.2 s. When the server cannot be reached
+it appends the batch to a spool file (JSON lines) and replays the spool, oldest first, as soon as a send
+succeeds again; a failed send also reads the state folder's server.json again, since a restarted server
+has another port and token. The server stores `(attempt, seq)` once, so a replay never duplicates a
+point. `flush()` returns once everything emitted is on the server or on disk: the worker calls it before
+a checkpoint counts, and `on_save` does, so a crash after a checkpoint loses no point before it. After
+15 s without a send the client sends an empty batch, a heartbeat for the server's watchdog.
+
+In a user's own script, `StudioCallback()` opens an *attached* run on the server found by the rule of
+`discovery.py` (without one it warns once and keeps spooling: it never stops the user's training), and
+ends it: completed at the end of training, failed with the exception when the script raises, failed
+when it exits before the end.
 """
 
 from __future__ import annotations
