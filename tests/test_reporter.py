@@ -220,3 +220,30 @@ def test_reporter_follows_a_restarted_server_and_replays_its_spool(tmp_path: Pat
         client.close()
         if second is not None:
             second.stop()
+
+
+def test_an_earlier_offline_runs_spool_is_not_replayed_into_a_new_run(
+        server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both runs spooled to <output_dir>/finetune-studio-spool.jsonl: a script run without a server left
+    seq 1..n there, the next run replayed them into its own job, and its own seq 1..n were then dropped
+    as duplicates (its curve showed the earlier run's points)."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from finetune_studio import StudioCallback
+
+    def run(loss: float) -> None:
+        callback = StudioCallback()
+        args = TrainingArguments(str(tmp_path / "out"), report_to="none")
+        state = TrainerState()
+        state.max_steps = 3
+        callback.on_train_begin(args, state, TrainerControl())
+        for step in range(1, 4):
+            state.global_step = step
+            callback.on_log(args, state, TrainerControl(), logs={"loss": loss})
+        callback.on_train_end(args, state, TrainerControl())
+
+    run(loss=9.0)  # no server found from the empty working folder: spooled
+    monkeypatch.chdir(server.data_dir.parent)
+    run(loss=1.0)
+    [job] = [j for j in server.client.jobs() if j.kind == "attached"]
+    assert server.client.metrics(job.id)["series"]["train/loss"]["value"] == [1.0, 1.0, 1.0]

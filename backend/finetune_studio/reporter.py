@@ -238,6 +238,8 @@ class StudioCallback(TrainerCallback):
                     trust_env=False)
                 response.raise_for_status()
                 job_id = response.json()["id"]
+                # Its own spool: another run's (an earlier script without a server) is never replayed into it.
+                spool = spool.with_name(f"finetune-studio-spool-{job_id}.jsonl")
             except httpx.HTTPError as error:
                 log.warning("Fine-Tune Studio: could not open a run (%s); spooling to %s", error, spool)
         return ReporterClient(url, token, job_id, 1, spool, state_dir=state_dir)
