@@ -83,3 +83,27 @@ def test_graceful_stop_interrupts_the_job_removes_server_json_and_resume_continu
     assert done.state == "completed", done.error
     assert loss_steps(server, job.id) == list(range(1, 61))  # every step once, across both attempts
     assert any("resuming from" in line and "checkpoint-" in line for line in logged_lines(server, job.id))
+
+
+def test_a_worker_that_died_while_no_server_ran_makes_its_job_interrupted_with_its_lines_kept(
+        tmp_path: Path, tiny_spec: dict[str, Any]) -> None:
+    """Only a worker that really died makes its job interrupted; what it printed before is kept."""
+    tiny_spec["training"].update(epochs=6, save_strategy="steps", save_steps=10)
+    first = start_server(tmp_path / ".finetune-studio")
+    job = first.client.submit(tiny_spec)
+    while first.client.job(job.id).progress.step < 3:
+        time.sleep(0.05)
+    worker = worker_pid(first, job.id)
+    first.stop(signal.SIGKILL)
+    os.killpg(worker, signal.SIGKILL)
+
+    second = start_server(first.data_dir)
+    try:
+        interrupted = second.client.job(job.id)
+        assert interrupted.state == "interrupted", interrupted
+        assert interrupted.error and "while no server was running" in interrupted.error.message
+        lines = logged_lines(second, job.id)
+        assert sum(line.startswith("attempt 1: preparing") for line in lines) == 1
+        assert sum(line.startswith("{'loss'") for line in lines) >= 3
+    finally:
+        second.stop()

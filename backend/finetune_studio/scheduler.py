@@ -216,7 +216,11 @@ class Scheduler:
         assert running.process is not None
         ended = asyncio.ensure_future(running.process.wait())
         while not ended.done():
-            await run_in_threadpool(self._store_lines, running, False)
+            try:
+                await run_in_threadpool(self._store_lines, running, False)
+            except Exception:  # the supervisor must outlive a bad batch: the lines are read again
+                log.exception("job %s: storing its worker's output failed; trying again", running.job_id)
+                await asyncio.sleep(1)
             await asyncio.wait({ended}, timeout=LOG_POLL_SECONDS)
         self._running.pop(running.job_id, None)
         self.slots.release(running.job_id)
@@ -225,9 +229,12 @@ class Scheduler:
 
     def _settle(self, running: _Running, code: int | None) -> None:
         """After the worker's end: the rest of its output and its spool are stored, then its job's end."""
-        while self._store_lines(running, True):
-            pass
-        self._store_spool(running.job_id)
+        try:
+            while self._store_lines(running, True):
+                pass
+            self._store_spool(running.job_id)
+        except Exception:  # a job must end even when its last output cannot be stored
+            log.exception("job %s: storing its worker's last output failed", running.job_id)
         state, error = self._outcome(running, code)
         self.jobs.change(running.job_id, state=state, finished_at=time.time(), pid=None,
                          error=error.model_dump() if error else None)
