@@ -143,3 +143,56 @@ def test_kill_right_after_a_checkpoint_loses_no_point(server: RunningServer, tin
     assert _loss_steps(server, job.id) == list(range(1, max_steps + 1))
     state = json.loads((last_complete(checkpoints) / "trainer_state.json").read_text())  # type: ignore[operator]
     assert state["global_step"] == max_steps
+
+
+def test_points_before_a_checkpoint_are_safe_before_it_counts(tiny_bert: Path, tmp_path: Path) -> None:
+    """The reporter is flushed before the checkpoint folder gets its final name: with the server away and
+    nothing sent on its own (no timer, no urgency), a worker killed (-9) right after its checkpoint has
+    spooled every point up to that checkpoint's step."""
+    script = tmp_path / "train.py"
+    out, spool = tmp_path / "out", tmp_path / "spool.jsonl"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, socket, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from tiny_models import sentences
+        import datasets
+        from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback,
+                                  TrainingArguments, DataCollatorWithPadding)
+        from finetune_studio import reporter
+        from finetune_studio.checkpoints import atomic_trainer
+
+        reporter.FLUSH_SECONDS, reporter.URGENT = 600.0, frozenset()  # only a flush sends
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed_port = sock.getsockname()[1]
+        client = reporter.ReporterClient(f"http://127.0.0.1:{{closed_port}}", "token-of-no-server", "job", 1,
+                                         Path({str(spool)!r}))
+
+        class KillAfterCheckpoint(TrainerCallback):  # runs before StudioCallback's own on_save flush
+            def on_save(self, args, state, control, **kwargs):
+                if state.global_step == 8:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        tokenizer = AutoTokenizer.from_pretrained({str(tiny_bert)!r})
+        rows = sentences(128)
+        data = datasets.Dataset.from_dict({{"text": [t for t, _ in rows],
+                                           "label": [int(l == "positive") for _, l in rows]}})
+        data = data.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+        model = AutoModelForSequenceClassification.from_pretrained({str(tiny_bert)!r}, num_labels=2)
+        args = TrainingArguments({str(out)!r}, max_steps=12, per_device_train_batch_size=8, save_steps=4,
+                                 logging_steps=1, report_to="none", use_cpu=True)
+        trainer = atomic_trainer(Trainer)(model=model, args=args, train_dataset=data,
+                                          data_collator=DataCollatorWithPadding(tokenizer),
+                                          callbacks=[KillAfterCheckpoint(), reporter.StudioCallback(client)])
+        trainer.before_commit = client.flush
+        trainer.train()
+    """))
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == -signal.SIGKILL, completed.stderr[-3000:]
+    assert last_complete(out) == out / "checkpoint-8"
+    steps = [event["data"]["step"] for line in spool.read_text().splitlines()
+             for event in json.loads(line)["events"]
+             if event["type"] == "metric" and "train/loss" in event["data"]["values"]]
+    assert steps == list(range(1, 9))
