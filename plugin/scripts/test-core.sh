@@ -82,7 +82,8 @@ mapfile -t CLASSES < <(cd "$TEST_SRC" && ls *Test.kt | sed 's/\.kt$//; s/^/dev.f
 
 FIXTURES="$ROOT/tests/fixtures/wire"
 set +e
-java -Dfinetunestudio.wireFixtures="$FIXTURES" -cp "$RUNTIME_CP:$OUT/test:$JUNIT:$HAMCREST" \
+java -Dfinetunestudio.wireFixtures="$FIXTURES" \
+    -Dfinetunestudio.schema="$ROOT/plugin/src/main/resources/schemas/finetune.schema.json" -cp "$RUNTIME_CP:$OUT/test:$JUNIT:$HAMCREST" \
     org.junit.runner.JUnitCore "${CLASSES[@]}" | tee "$OUT/junit.log"
 STATUS=${PIPESTATUS[0]}
 set -e

@@ -41,6 +41,23 @@ object BackendCommand {
         runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
     """.trimIndent()
 
+    /**
+     * What *Debug Fine-tune* runs under PyCharm's Python debugger: `python -m finetune_studio train <toml>`,
+     * the job's training in this one process, reporting to the server of [stateDir] as an attached run
+     * (`FINETUNE_STUDIO_HOME` makes its discovery find that server whatever the working folder), so that
+     * an anomaly stops in the IDE's debugger. Runs in the TOML's folder, like the managed job's paths.
+     */
+    fun train(python: String, toml: Path, stateDir: Path): TrainCommand = TrainCommand(
+        python = python,
+        module = MODULE,
+        arguments = listOf("train", toml.toString()),
+        workingDirectory = toml.toAbsolutePath().parent,
+        environment = environment + mapOf(STATE_DIR_VARIABLE to stateDir.toString()),
+    )
+
+    /** The environment variable naming the state folder (discovery rule b, docs/discovery.md). */
+    const val STATE_DIR_VARIABLE = "FINETUNE_STUDIO_HOME"
+
     /** Prints the installed version; fails with ModuleNotFoundError when the package is missing. */
     fun versionCheck(python: String): List<String> =
         listOf(python, "-c", "import $MODULE; print($MODULE.__version__)")
@@ -73,6 +90,27 @@ object BackendCommand {
     /** True when [stderr] says that the interpreter lacks the package (so "Install" is the fix to offer). */
     fun isMissingPackage(stderr: String): Boolean =
         "No module named '$MODULE" in stderr || "No module named $MODULE" in stderr
+}
+
+/**
+ * A `python -m module arguments...` to run as a Python run configuration (module mode), so the IDE's own
+ * debugger can start it; [commandLine] is the same thing as one argv.
+ */
+data class TrainCommand(
+    val python: String,
+    val module: String,
+    val arguments: List<String>,
+    val workingDirectory: Path,
+    val environment: Map<String, String>,
+) {
+    val commandLine: List<String> get() = listOf(python, "-m", module) + arguments
+
+    /** The arguments as one parameters string for a run configuration: quoted where they hold spaces or quotes. */
+    val parameters: String get() = arguments.joinToString(" ") { quote(it) }
+
+    private fun quote(argument: String): String =
+        if (argument.isNotEmpty() && argument.none { it.isWhitespace() || it == '"' }) argument
+        else "\"" + argument.replace("\"", "\\\"") + "\""
 }
 
 /** Which Python interpreter runs the backend, or why there is none. */

@@ -17,6 +17,9 @@ object ConsoleLines {
         EventType.EVAL -> event.eval().let { ConsoleLine("eval @ step ${it.step}  ${values(it.values)}") }
         EventType.PROGRESS -> ConsoleLine(progress(event.progress()), isSystem = true)
         EventType.STATE -> state(event.job())
+        EventType.ANOMALY -> event.anomaly().let { a ->
+            ConsoleLine("anomaly (${a.kind}): ${a.message()}" + (a.savedTo?.let { "\nbatch saved to $it" } ?: ""), isError = true)
+        }
         else -> null // system samples are for the dashboard's charts
     }
 

@@ -74,6 +74,15 @@ class StudioClient(
         return if (body.isBlank() || body.trim() == "null") null else StudioJson.fromJson(body, StreamEvent::class.java)
     }
 
+    /**
+     * Will [spec] fit, and how long will an epoch take (issue 16): the same body as [submit], answered
+     * without loading weights. 422 names each bad field, like submit.
+     */
+    fun estimate(spec: JsonObject): Estimate = send("POST", "/api/estimate", spec.toString(), Estimate::class.java)
+
+    /** What a run came from: spec, git commit and diff, data files, versions (issue 16). */
+    fun lineage(id: String): Lineage = get("/api/jobs/${seg(id)}/lineage", Lineage::class.java)
+
     /** Ingest from a reporter; idempotent by (attempt, seq). */
     fun ingest(id: String, batch: IngestBatch): IngestResult =
         send("POST", "/api/jobs/${seg(id)}/events", StudioJson.toJson(batch), IngestResult::class.java)
@@ -99,7 +108,7 @@ class StudioClient(
 
     /**
      * The dashboard page for a browser or JCEF: the token in the query becomes a cookie at the server, which
-     * then redirects to `/` keeping [theme]; the fragment (`job=<id>`, `tensor=<id>`, `new`) picks the view.
+     * then redirects to `/` keeping [theme]; the fragment ([DashboardRoute], `tensor=<id>`, `new`) picks the view.
      */
     fun dashboardUrl(fragment: String? = null, theme: String? = null): String = buildString {
         append(baseUrl).append("/?token=").append(enc(token.orEmpty()))

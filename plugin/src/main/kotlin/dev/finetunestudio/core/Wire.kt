@@ -43,6 +43,8 @@ object EventType {
     const val STATE = "state"
     /** An attached run's last word: {state, error?}. */
     const val END = "end"
+    /** A detector fired (issue 15): data is an [Anomaly]. */
+    const val ANOMALY = "anomaly"
 }
 
 data class Progress(
@@ -122,6 +124,7 @@ data class StreamEvent(
     fun eval(): EvalPoint = StudioJson.fromTree(data, EvalPoint::class.java)
     fun system(): SystemPoint = StudioJson.fromTree(data, SystemPoint::class.java)
     fun log(): LogLine = StudioJson.fromTree(data, LogLine::class.java)
+    fun anomaly(): Anomaly = StudioJson.fromTree(data, Anomaly::class.java)
     /** A `state` event carries the whole Job. */
     fun job(): Job = StudioJson.fromTree(data, Job::class.java)
 }
@@ -137,6 +140,28 @@ data class EvalPoint(
     val confusionMatrix: List<List<Long>>? = null,
     val labels: List<String>? = null,
 )
+
+/**
+ * What a detector saw (mirrors `Anomaly.to_event()` in backend/finetune_studio/anomaly.py): [kind] is
+ * `nan`, `spike` or `grad_spike`; [step] the optimizer step (1-based, as `/steps/{step}/batch` counts);
+ * [rows] the training file's rows in the batch; [savedTo] where the batch was saved when no debugger stopped.
+ */
+data class Anomaly(
+    val kind: String = "",
+    val step: Int = 0,
+    /** null: not a finite number. */
+    val value: Double? = null,
+    val threshold: Double? = null,
+    val detail: String = "",
+    val rows: List<Int> = emptyList(),
+    val savedTo: String? = null,
+) {
+    /** The same sentence as the Python `Anomaly.message()`. */
+    fun message(): String {
+        val shown = rows.take(20).joinToString(", ") + if (rows.size > 20) " ..." else ""
+        return "$detail at step $step; the batch holds training rows [$shown]"
+    }
+}
 
 data class SystemPoint(val values: Map<String, Double?> = emptyMap())
 
