@@ -1,10 +1,11 @@
 """SQLite store: jobs, their event log (metrics, progress, evals, logs, states) and metric points.
 
 One writer: every write runs on one thread through one connection (`_Writer`), in order; readers use
-their own connection per thread. WAL lets readers go on while the writer commits. Metric points are
-keyed by (job, name, step): a resumed attempt that logs a step again replaces the point, so a curve never
-holds a step twice. Events are numbered per job (`seq`, the SSE id); a reporter's `(attempt, seq)` is
-unique, so a replayed batch is stored once.
+their own connection per thread. WAL lets readers go on while the writer commits. Metric points and
+their min/max pyramid live in `pyramid.py`: keyed by (series, step), so a resumed attempt that logs a
+step again replaces the point and a curve never holds a step twice. Events are numbered per job (`seq`,
+the SSE id); a reporter's `(attempt, seq)` is unique, so a replayed batch is stored once. A reporter's
+batch is one transaction: one query for the seqs already stored, one executemany per table.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from typing import Any, TypeVar
 
 from pydantic import RootModel, ValidationError
 
+from . import pyramid
 from .errors import NotFound
 from .wire import Job, LogLine, Progress, ReporterEvent, Series, StreamEvent, finite
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+_to_json = json.JSONEncoder(allow_nan=False).encode  # json.dumps(allow_nan=False) builds an encoder per call
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -61,14 +64,6 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_source ON events (job_id, src_attempt, src_seq)
     WHERE src_seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_by_type ON events (job_id, type, seq);
-CREATE TABLE IF NOT EXISTS metrics (
-    job_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    value REAL,
-    time REAL NOT NULL,
-    PRIMARY KEY (job_id, name, step)
-) WITHOUT ROWID;
 -- captured tensors (captures.py): the arrays live in tensors/<id>.safetensors beside the database
 CREATE TABLE IF NOT EXISTS tensors (
     id TEXT PRIMARY KEY,
@@ -102,11 +97,13 @@ class _Writer(threading.Thread):
     def __init__(self, path: Path) -> None:
         super().__init__(name="studio-store-writer", daemon=True)
         self.conn = _connect(path)
-        self.conn.executescript(SCHEMA)
+        self.conn.executescript(SCHEMA + pyramid.SCHEMA)
         for table, column, type_ in _ADDED_COLUMNS:
             present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
             if column not in present:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
+        with self.conn:
+            pyramid.migrate(self.conn)
         self.jobs: queue.Queue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = queue.Queue()
 
     def run(self) -> None:
@@ -193,8 +190,8 @@ class Store:
 
     def delete_job(self, job_id: str) -> None:
         def run(conn: sqlite3.Connection) -> None:
-            for table in ("events", "metrics"):
-                conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            pyramid.delete(conn, job_id)
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             self._last_seq.pop(job_id, None)
         self.write(run)
@@ -209,12 +206,26 @@ class Store:
     def ingest(self, job_id: str, attempt: int, events: list[ReporterEvent]) -> list[StreamEvent]:
         """Store a reporter's batch; events already stored (same attempt and seq) are skipped."""
         def run(conn: sqlite3.Connection) -> list[StreamEvent]:
-            stored = []
+            if not events:
+                return []
+            seqs = [e.seq for e in events]
+            known = {row[0] for row in conn.execute(
+                "SELECT src_seq FROM events WHERE job_id = ? AND src_attempt = ? AND src_seq BETWEEN ? AND ?",
+                (job_id, attempt, min(seqs), max(seqs)))}
+            fresh = []
             for e in events:
-                event = self._append_one(conn, job_id, e.type, e.time, e.data, attempt, e.seq)
-                if event is not None:
-                    stored.append(event)
-                    self._apply(conn, job_id, event)
+                if e.seq not in known:
+                    known.add(e.seq)
+                    fresh.append(e)
+            first = self._next_seq(conn, job_id, len(fresh))
+            # already validated as ReporterEvents: no second validation per event
+            stored = [StreamEvent.model_construct(seq=first + i, type=e.type, time=e.time, data=e.data)
+                      for i, e in enumerate(fresh)]
+            conn.executemany("INSERT INTO events (job_id, seq, type, time, data, src_attempt, src_seq) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             [(job_id, s.seq, s.type, s.time, _to_json(s.data), attempt, e.seq)
+                              for s, e in zip(stored, fresh, strict=True)])
+            self._apply(conn, job_id, stored)
             return stored
         return self.write(run)
 
@@ -224,33 +235,41 @@ class Store:
                 "SELECT 1 FROM events WHERE job_id = ? AND src_attempt = ? AND src_seq = ?",
                 (job_id, src_attempt, src_seq)).fetchone():
             return None
-        seq = self._next_seq(conn, job_id)
+        seq = self._next_seq(conn, job_id, 1)
         conn.execute("INSERT INTO events (job_id, seq, type, time, data, src_attempt, src_seq) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (job_id, seq, type_, when, json.dumps(data, allow_nan=False), src_attempt, src_seq))
+                     (job_id, seq, type_, when, _to_json(data), src_attempt, src_seq))
         return StreamEvent(seq=seq, type=type_, time=when, data=data)
 
-    def _next_seq(self, conn: sqlite3.Connection, job_id: str) -> int:
+    def _next_seq(self, conn: sqlite3.Connection, job_id: str, count: int) -> int:
+        """The first of `count` new seqs of the job."""
         last = self._last_seq.get(job_id)
         if last is None:
             last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id = ?",
                                 (job_id,)).fetchone()[0]
-        self._last_seq[job_id] = last + 1
+        self._last_seq[job_id] = last + count
         return last + 1
 
-    def _apply(self, conn: sqlite3.Connection, job_id: str, event: StreamEvent) -> None:
-        """Derive the queryable state of a reporter event: metric rows, progress, best metric."""
-        data = event.data
-        if event.type in ("metric", "eval", "system"):
-            step = int(data.get("step", 0))
-            rows = [(job_id, name, step, finite(_as_float(v)), event.time)
-                    for name, v in data.get("values", {}).items() if _as_float(v) is not None or v is None]
-            conn.executemany("INSERT OR REPLACE INTO metrics (job_id, name, step, value, time) "
-                             "VALUES (?, ?, ?, ?, ?)", rows)
-            if event.type == "eval":
-                _update_best(conn, job_id, data.get("values", {}))
-        elif event.type == "progress":
-            conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(data), job_id))
+    def _apply(self, conn: sqlite3.Connection, job_id: str, events: list[StreamEvent]) -> None:
+        """Derive the queryable state of a reporter's events: metric points, progress, best metric."""
+        points: dict[str, list[pyramid.Point]] = {}
+        progress = None
+        for event in events:
+            data = event.data
+            if event.type in ("metric", "eval", "system"):
+                step = int(data.get("step", 0))
+                values = data.get("values", {})
+                for name, raw in values.items():
+                    value = _as_float(raw)
+                    if value is not None or raw is None:
+                        points.setdefault(name, []).append((step, finite(value), event.time))
+                if event.type == "eval":
+                    _update_best(conn, job_id, values)
+            elif event.type == "progress":
+                progress = data
+        pyramid.write(conn, job_id, points)
+        if progress is not None:  # only the last one shows
+            conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (json.dumps(progress), job_id))
 
     def events_after(self, job_id: str, after: int, limit: int = 5000,
                      types: tuple[str, ...] | None = None) -> list[StreamEvent]:
@@ -276,41 +295,22 @@ class Store:
         return [LogLine(seq=e.seq, time=e.time, **e.data)
                 for e in self.events_after(job_id, after, limit, types=("log",))]
 
-    # -- metrics -------------------------------------------------------------------------------
+    # -- metrics ---------------------------------------------------------------------------------
     def metric_names(self, job_id: str) -> list[str]:
-        rows = self.reader().execute("SELECT DISTINCT name FROM metrics WHERE job_id = ?", (job_id,))
-        return sorted(r[0] for r in rows)
+        return pyramid.names(self.reader(), job_id)
 
-    def series(self, job_id: str, name: str, max_points: int) -> tuple[Series, int]:
-        """A series downsampled to about `max_points`, keeping each bucket's min and max (spikes stay)."""
+    def series(self, job_id: str, name: str, max_points: int, from_step: int | None = None,
+               to_step: int | None = None) -> tuple[Series, int]:
+        """About `max_points` points of a series over from_step..to_step (inclusive), each bucket's min,
+        max and first null kept (spikes stay), raw once the range holds at most max_points; and the
+        series' point count."""
         conn = self.reader()
-        count, first, last = conn.execute(
-            "SELECT COUNT(*), MIN(step), MAX(step) FROM metrics WHERE job_id = ? AND name = ?",
-            (job_id, name)).fetchone()
-        if count <= max_points:
-            rows = conn.execute("SELECT step, value, time FROM metrics WHERE job_id = ? AND name = ? "
-                                "ORDER BY step", (job_id, name)).fetchall()
-        else:
-            buckets = max(1, max_points // 2)
-            width = (last - first + 1) / buckets
-            # One range query per bucket and aggregate walks the primary key in order; a GROUP BY over a
-            # computed bucket would sort every row first (5x slower at 1M points). SQLite returns the row
-            # holding the MIN()/MAX() for the bare columns: the spike itself.
-            picked: dict[int, tuple[int, float | None, float]] = {}
-            for agg in ("MIN", "MAX"):
-                query = (f"SELECT step, value, time, {agg}(value) FROM metrics "
-                         "WHERE job_id = ? AND name = ? AND step >= ? AND step < ?")
-                for bucket in range(buckets):
-                    low, high = first + int(bucket * width), first + int((bucket + 1) * width)
-                    step, value, when, _ = conn.execute(query, (job_id, name, low, high)).fetchone()
-                    if step is not None:
-                        picked[step] = (step, value, when)
-            for step in (first, last):
-                picked.setdefault(step, conn.execute(
-                    "SELECT step, value, time FROM metrics WHERE job_id = ? AND name = ? AND step = ?",
-                    (job_id, name, step)).fetchone())
-            rows = sorted(picked.values())
-        return Series(step=[r[0] for r in rows], value=[r[1] for r in rows], time=[r[2] for r in rows]), count
+        conn.execute("BEGIN")  # one snapshot: a write between the reads could mix two states
+        try:
+            rows, total = pyramid.read(conn, job_id, name, max_points, from_step, to_step)
+        finally:
+            conn.rollback()
+        return Series(step=[r[0] for r in rows], value=[r[1] for r in rows], time=[r[2] for r in rows]), total
 
 
 def _as_float(value: Any) -> float | None:

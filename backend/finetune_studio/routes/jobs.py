@@ -55,12 +55,17 @@ def delete(job_id: str, jobs: JobsDep, files: bool = False) -> None:
 
 @router.get("/jobs/{job_id}/metrics")
 def metrics(job: JobDep, store: StoreDep, names: str | None = None,
-            max_points: Annotated[int, Query(ge=10, le=1_000_000)] = 2000) -> Metrics:
+            max_points: Annotated[int, Query(ge=10, le=1_000_000)] = 2000,
+            from_step: Annotated[int | None, Query(ge=-(2**62), le=2**62)] = None,
+            to_step: Annotated[int | None, Query(ge=-(2**62), le=2**62)] = None) -> Metrics:
+    """Each series downsampled to about max_points (min and max per bucket), over from_step..to_step
+    (inclusive) when given: raw points once that range holds at most max_points. total_points counts the
+    whole series."""
     # Read before the series: events after it may repeat a point read below; merged by step, harmless.
     result = Metrics(series={}, last_seq=store.last_seq(job.id))
     wanted = [n for n in names.split(",") if n] if names else store.metric_names(job.id)
     for name in wanted:
-        result.series[name], result.total_points[name] = store.series(job.id, name, max_points)
+        result.series[name], result.total_points[name] = store.series(job.id, name, max_points, from_step, to_step)
     return result
 
 
