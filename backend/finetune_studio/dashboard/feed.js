@@ -9,6 +9,7 @@
  * never leaves a gap.
  */
 
+import { AnomalyLog } from "./anomalies.js";
 import { cleanLogText } from "./format.js";
 import { SeriesBuffer } from "./series.js";
 
@@ -43,10 +44,14 @@ export class Changes {
     this.job = false;
     this.logs = false;
     this.evaluation = false;
+    /** the list of anomalies changed (history or stream) */
+    this.anomalies = false;
+    /** @type {import("./anomalies.js").Anomaly[]} anomalies that arrived on the stream: worth a notice */
+    this.liveAnomalies = [];
   }
 
   get any() {
-    return this.series.size > 0 || this.job || this.logs || this.evaluation;
+    return this.series.size > 0 || this.job || this.logs || this.evaluation || this.anomalies;
   }
 }
 
@@ -69,6 +74,7 @@ export class JobFeed {
     this.logsDropped = 0;
     /** @type {EvalData|null} the latest evaluation that carried details (matrix, per class, samples) */
     this.evaluation = null;
+    this.anomalies = new AnomalyLog();
     /** Points stored per series on the server (from /metrics), to say "n points, m shown". */
     /** @type {Record<string, number>} */
     this.totalPoints = {};
@@ -119,6 +125,15 @@ export class JobFeed {
   }
 
   /**
+   * Anomalies from before the stream (`GET /api/jobs/{id}/events?types=anomaly`); those the stream
+   * delivered already are kept once.
+   * @param {StreamEvent[]} events
+   */
+  setAnomalyHistory(events) {
+    for (const event of events) if (this.anomalies.add(event)) this.changes.anomalies = true;
+  }
+
+  /**
    * Apply one stream event; returns false when it was already applied.
    * @param {StreamEvent} event
    */
@@ -158,6 +173,14 @@ export class JobFeed {
         if (this.logs.length > this.logLimit * 1.25) this.trimLogs();
         this.changes.logs = true;
         break;
+      case "anomaly": {
+        const anomaly = this.anomalies.add(event);
+        if (anomaly) {
+          this.changes.anomalies = true;
+          this.changes.liveAnomalies.push(anomaly);
+        }
+        break;
+      }
       default:
         break;
     }

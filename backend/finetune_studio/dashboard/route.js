@@ -1,13 +1,14 @@
 // @ts-check
 /**
  * The location hash is the page's state, so that links (and the plugin) can open any view:
- * `#job=<id>[&tab=charts|evaluation|logs|config]`, `#compare=<id>,<id>`, `#new[=<id to clone>]`,
- * `#tensors`, `#tensor=<id>`; anything else is the job list. Pure.
+ * `#job=<id>[&tab=charts|evaluation|logs|config][&step=<step>]` (with a step, that step's batch is shown:
+ * the plugin's *Open batch* of an anomaly), `#compare=<id>,<id>`, `#new[=<id to clone>]`, `#tensors`,
+ * `#tensor=<id>`; anything else is the job list. Pure.
  */
 
 /**
  * @typedef {{view: "home"}
- *   | {view: "job", id: string, tab: string}
+ *   | {view: "job", id: string, tab: string, step?: number}
  *   | {view: "compare", ids: string[]}
  *   | {view: "new", clone: string|null}
  *   | {view: "tensors", id: string|null}} Route
@@ -24,7 +25,9 @@ export function parseRoute(hash) {
   const job = params.get("job");
   if (job) {
     const tab = params.get("tab") ?? "charts";
-    return { view: "job", id: job, tab: TABS.includes(tab) ? tab : "charts" };
+    const step = params.get("step");
+    return { view: "job", id: job, tab: TABS.includes(tab) ? tab : "charts",
+      ...(step && /^[0-9]{1,15}$/.test(step) ? { step: Number(step) } : {}) };
   }
   if (params.has("compare")) {
     const ids = (params.get("compare") ?? "").split(",").filter(Boolean);
@@ -44,7 +47,8 @@ export function formatRoute(route) {
   const enc = encodeURIComponent;
   switch (route.view) {
     case "job":
-      return `#job=${enc(route.id)}${route.tab && route.tab !== "charts" ? `&tab=${route.tab}` : ""}`;
+      return `#job=${enc(route.id)}${route.tab && route.tab !== "charts" ? `&tab=${route.tab}` : ""}` +
+        (route.step !== undefined ? `&step=${route.step}` : "");
     case "compare":
       return `#compare=${route.ids.map(enc).join(",")}`;
     case "new":
