@@ -3,9 +3,11 @@
  * The Charts tab of a job: one chart per series (train loss first), the controls shared by all of
  * them (smoothing weight, y scale, x axis, reset zoom, CSV), a "smoothed" box per chart, and the
  * redraw of what changed since the last animation frame. Clicking a point of the train loss opens
- * that step's batch.
+ * that step's batch; the job's anomalies are markers on the train loss, and a click on one opens its
+ * batch too.
  */
 
+import { anomalyMarkers } from "./anomalies.js";
 import { drawSeries, onPointClick, onZoom, resetZoom } from "./charts.js";
 import { seriesTitle } from "./format.js";
 import { download, h, replace } from "./html.js";
@@ -181,6 +183,11 @@ export class ChartPanel {
     this.redrawChart(name);
   }
 
+  /** The job's anomalies changed: the train loss gets its markers again. */
+  anomaliesChanged() {
+    this.redrawChart("train/loss");
+  }
+
   /** @param {Iterable<string>} names series that gained points */
   markDirty(names) {
     for (const name of names) if (name !== "train/epoch") this.dirty.add(name);
@@ -242,6 +249,7 @@ export class ChartPanel {
         series: zoom?.points ? spliceRange(buffer.data, zoom.points, zoom.from, zoom.to) : buffer.data,
         visible: zoom ? [zoom.from, zoom.to] : null,
         yLog: this.settings.yLog, xMode: this.settings.xMode, origin, revision: this.revision,
+        markers: name === "train/loss" && this.feed.anomalies.length ? anomalyMarkers(this.feed.anomalies.items, buffer.data) : null,
         filename: `${job.name || job.id}-${name.replace("/", "-")}`,
       });
       if (first) {
@@ -254,7 +262,9 @@ export class ChartPanel {
         ? `steps ${zoom.from}–${zoom.to}: ${zoom.points.step.length.toLocaleString()} points from the server`
         : total && total > buffer.length
           ? `${total.toLocaleString()} points logged; ${buffer.length.toLocaleString()} kept here (older ones bucketed, spikes kept)`
-          : name === "train/loss" && job.kind === "managed" ? "click a point to see the batch of that step" : "";
+          : name !== "train/loss" ? ""
+            : job.kind === "managed" ? "click a point to see the batch of that step"
+              : this.feed.anomalies.length ? "click a marker to see its anomaly's batch" : "";
       drawn.push(name);
       // tests and benchmarks watch this (benchmarks/bench_dashboard.py: on_log -> drawn)
       document.dispatchEvent(new CustomEvent("fts:drawn", {

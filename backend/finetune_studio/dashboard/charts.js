@@ -45,6 +45,7 @@ function theme() {
     muted: v("--muted", "#656d76"),
     grid: v("--grid", "#d8dee4"),
     accent: v("--accent", "#0969da"),
+    danger: v("--danger", "#cf222e"),
     palette: [v("--c1", "#0969da"), v("--c2", "#d1242f"), v("--c3", "#1a7f37"), v("--c4", "#8250df"),
       v("--c5", "#bf8700"), v("--c6", "#0e7490"), v("--c7", "#c2410c"), v("--c8", "#6e7781")],
   };
@@ -98,13 +99,19 @@ function config(filename) {
 
 /**
  * `visible`: the steps a zoomed chart shows, which get the whole point budget. `appendFrom`: the
- * caller knows that `series` only gained points since the last draw, from this index on.
+ * caller knows that `series` only gained points since the last draw, from this index on. `markers`:
+ * points drawn over the line, one per anomaly (anomalies.js `anomalyMarkers`); a click on one reports
+ * its step like a click on the line.
+ * @typedef {SeriesData & {kind: string[], text: string[]}} Markers
  * @typedef {{
  *   title: string, series: SeriesData, smoothing: number, yLog: boolean, xMode: XMode,
  *   origin: number, revision: number, filename: string, color?: string, maxDrawn?: number,
- *   visible?: [number, number]|null, appendFrom?: number,
+ *   visible?: [number, number]|null, appendFrom?: number, markers?: Markers|null,
  * }} SeriesChart
  */
+
+/** Marker symbols per anomaly kind (anomaly.py's detectors). */
+const MARKER_SYMBOLS = /** @type {Record<string, string>} */ ({ nan: "x", spike: "triangle-up", grad_spike: "diamond" });
 
 /**
  * What each metric chart was last drawn with, and how many points its raw trace holds.
@@ -125,8 +132,9 @@ export async function drawSeries(el, chart) {
   const color = chart.color ?? t.accent;
   const maxDrawn = chart.maxDrawn ?? Math.max(400, 2 * (el.clientWidth || 800));
   const visible = chart.visible;
+  const markers = chart.markers?.step.length ? chart.markers : null;
   const key = JSON.stringify([chart.title, chart.smoothing, chart.yLog, chart.xMode, chart.origin, chart.revision,
-    color, maxDrawn, visible]);
+    color, maxDrawn, visible, markers && [markers.step, markers.value, markers.kind]]);
   const last = drawnCharts.get(el);
   const from = chart.appendFrom;
   const added = from === undefined ? 0 : chart.series.step.length - from;
@@ -161,6 +169,16 @@ export async function drawSeries(el, chart) {
       x: xValues(smooth, chart.xMode, chart.origin), y: smooth.value, customdata: smooth.step,
       line: { color, width: 2 }, marker: { color, size: 5 }, opacity: 1,
       hovertemplate: "step %{customdata}<br>%{y:.5g}<extra>smoothed</extra>",
+    });
+  }
+  // last, so that they are drawn on top and take the click (appendPoints extends traces 0 and 1 only)
+  if (markers) {
+    traces.push({
+      type: "scatter", mode: "markers", name: "anomaly", x: xValues(markers, chart.xMode, chart.origin),
+      y: markers.value, customdata: markers.step, text: markers.text.map(escapeTemplate),
+      marker: { color: t.danger, size: 12, symbol: markers.kind.map((k) => MARKER_SYMBOLS[k] ?? "circle"),
+        line: { color: t.danger, width: 2 } },
+      hovertemplate: "%{text}<br>click to open the batch<extra>anomaly</extra>",
     });
   }
   await (await loadPlotly()).react(el, traces, baseLayout(chart.xMode, chart.title, chart.yLog, chart.revision), config(chart.filename));
