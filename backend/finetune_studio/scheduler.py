@@ -89,6 +89,8 @@ class Scheduler:
                                cancel_requested=job.state == "cancelling")
             self._running[job.id] = running
             running.supervisor = asyncio.create_task(self._supervise(running), name=f"studio-worker-{job.id}")
+            if running.cancel_requested:  # the earlier server asked it to stop: the same grace, then SIGKILL
+                self._loop.call_later(CANCEL_GRACE_SECONDS, process.kill)
             log.info("job %s: re-adopted its worker (process %d)", job.id, process.pid)
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="studio-scheduler")
         self._wake.set()
