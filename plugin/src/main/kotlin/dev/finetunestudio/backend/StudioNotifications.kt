@@ -6,6 +6,8 @@ import com.intellij.notification.NotificationType
 import com.intellij.openapi.components.service
 import com.intellij.openapi.project.Project
 import dev.finetunestudio.FineTuneStudioBundle.message
+import dev.finetunestudio.core.Anomaly
+import dev.finetunestudio.core.DashboardRoute
 import dev.finetunestudio.core.Job
 import dev.finetunestudio.core.JobState
 import dev.finetunestudio.toolWindow.TrainingWindow
@@ -65,6 +67,16 @@ object StudioNotifications {
         group().createNotification(message("job.finished.title"), text, type)
             .addAction(NotificationAction.createSimpleExpiring(message("job.show")) {
                 TrainingWindow.getInstance(project).showJob(job.id)
+            })
+            .notify(project)
+    }
+
+    /** A detector fired on [job] (issue 15): *Open batch* shows the dashboard at the job and that step. */
+    fun anomaly(project: Project, job: Job, anomaly: Anomaly) {
+        val text = html(anomaly.message()) + (anomaly.savedTo?.let { "<br>" + message("anomaly.saved", html(it)) } ?: "")
+        group().createNotification(message("anomaly.title", html(job.name.ifEmpty { job.id }), anomaly.kind), text, NotificationType.WARNING)
+            .addAction(NotificationAction.createSimpleExpiring(message("anomaly.openBatch")) {
+                TrainingWindow.getInstance(project).show(DashboardRoute.batch(job.id, anomaly.step))
             })
             .notify(project)
     }

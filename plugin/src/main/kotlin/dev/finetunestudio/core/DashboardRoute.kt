@@ -30,7 +30,8 @@ object DashboardRoute {
 class AnomalyAlerts(private val since: Double) {
     private val seen = HashSet<String>()
 
-    /** The anomaly of [event] on [jobId] to announce now, or null. */
+    /** The anomaly of [event] on [jobId] to announce now, or null. Called from each followed job's thread. */
+    @Synchronized
     fun accept(jobId: String, event: StreamEvent): Anomaly? {
         if (event.type != EventType.ANOMALY || event.time < since) return null
         if (!seen.add("$jobId#${event.seq}")) return null
