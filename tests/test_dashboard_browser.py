@@ -289,7 +289,7 @@ def test_log_scale_switches_the_axis(studio: RunningServer, trained_job: str, pa
 POINT_POSITION = """(step) => {
   const el = document.getElementById('chart-train-loss');
   const layout = el._fullLayout;
-  const trace = el.data[el.data.length - 1];
+  const trace = el.data.filter((t) => t.name !== 'anomaly').at(-1);
   const i = trace.customdata.indexOf(step);
   const box = el.querySelector('.nsewdrag').getBoundingClientRect();
   return [box.left + layout.xaxis.l2p(trace.x[i]), box.top + layout.yaxis.l2p(trace.y[i])];
@@ -405,3 +405,78 @@ def test_live_points_are_appended_to_the_chart_not_redrawn(studio: RunningServer
     assert expected == list(range(1, 111))
     for trace in drawn["traces"]:  # raw and smoothed
         assert trace["steps"] == expected
+
+
+# -- anomalies (issue 15) -------------------------------------------------------------------------
+
+MARKER_POSITION = """(step) => {
+  const el = document.getElementById('chart-train-loss');
+  const layout = el._fullLayout;
+  const trace = el.data.find((t) => t.name === 'anomaly');
+  const i = trace.customdata.indexOf(step);
+  const box = el.querySelector('.nsewdrag').getBoundingClientRect();
+  return [box.left + layout.xaxis.l2p(trace.x[i]), box.top + layout.yaxis.l2p(trace.y[i])];
+}"""
+
+
+def anomaly_event(seq: int, step: int, kind: str, value: float | None, saved_to: str) -> dict[str, Any]:
+    """What the reporter sends when a detector fires (backend/finetune_studio/anomaly.py `Anomaly.to_event`)."""
+    return {"seq": seq, "type": "anomaly", "time": time.time(), "data": {
+        "kind": kind, "step": step, "value": value, "threshold": 8.0 if value is not None else None,
+        "detail": f"{kind} planted by the test", "rows": [3, 17, 42], "saved_to": saved_to}}
+
+
+def anomaly_markers(page: Any) -> list[int]:
+    drawn = chart(page, "train/loss") or {"traces": []}
+    return next((t["steps"] for t in drawn["traces"] if t["name"] == "anomaly"), [])
+
+
+def test_an_anomaly_is_a_marker_on_the_loss_that_opens_its_batch(studio: RunningServer, page: Any) -> None:
+    """An `anomaly` event (a detector fired, issue 15) is a marker on the train loss at its step, whether
+    it came before the page opened (history) or live (then a notice with Open batch too); a click on the
+    marker, the notice's button or `#job=<id>&step=<step>` shows that step's batch with the anomaly's
+    rows and where the batch was saved."""
+    losses = [1.0 / math.sqrt(s) for s in range(1, 41)]
+    losses[24] = 9.0  # the spike at step 25
+    run = open_attached_run(studio.client, "spiky run", losses)
+    saved = "/data/runs/spiky/anomalies/step-25-spike.pt"
+    studio.client.request("POST", f"/api/jobs/{run}/events", json={
+        "attempt": 1, "events": [anomaly_event(41, 25, "spike", 9.0, saved)]})
+
+    open_dashboard(page, studio.url, studio.token, f"#job={run}")
+    wait_until(lambda: anomaly_markers(page) == [25], 20, what="a marker at step 25")
+    expect(page.locator('#anomaly-list li[data-step="25"]')).to_contain_text(saved)
+    expect(page.locator("#anomaly-notice")).to_be_hidden()  # from before the page opened: no notice
+
+    x, y = page.evaluate(MARKER_POSITION, 25)
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    expect(page.locator("#batch-title")).to_have_text("Batch of step 25")
+    expect(page.locator("#batch-anomaly")).to_contain_text("Loss spike at step 25")
+    expect(page.locator("#batch-anomaly-rows")).to_have_text("3, 17, 42")
+    expect(page.locator("#batch-anomaly-saved")).to_have_text(saved)
+    expect(page.locator("#batch-unrecorded")).to_be_visible()  # an attached run: no recorded batch
+    page.keyboard.press("Escape")
+    expect(page.locator("#batch-dialog")).to_be_hidden()
+
+    # live: a non-finite loss at step 35 while the page is open
+    live_saved = "/data/runs/spiky/anomalies/step-35-nan.pt"
+    studio.client.request("POST", f"/api/jobs/{run}/events", json={
+        "attempt": 1, "events": [anomaly_event(42, 35, "nan", None, live_saved)]})
+    notice = page.locator("#anomaly-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Non-finite value at step 35")
+    expect(page.locator("#anomaly-saved")).to_have_text(live_saved)
+    wait_until(lambda: anomaly_markers(page) == [25, 35], 10, what="a second marker at step 35")
+    page.click("#anomaly-open")
+    expect(page.locator("#batch-title")).to_have_text("Batch of step 35")
+    expect(page.locator("#batch-anomaly-saved")).to_have_text(live_saved)
+    page.keyboard.press("Escape")
+
+    # the IDE's Open batch: a link to the job at the step
+    page.goto(f"{studio.url}/#job={run}&step=25")
+    page.reload()
+    expect(page.locator("#batch-title")).to_have_text("Batch of step 25")
+    expect(page.locator("#batch-anomaly-rows")).to_have_text("3, 17, 42")
+    page.keyboard.press("Escape")
+    wait_until(lambda: page.evaluate("() => location.hash") == f"#job={run}", 5, what="the step gone from the hash")

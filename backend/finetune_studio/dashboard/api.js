@@ -184,6 +184,15 @@ export class Api {
     return this.request("GET", `/api/jobs/${encodeURIComponent(id)}/evals/latest`);
   }
 
+  /**
+   * The job's `anomaly` events so far (issue 15), oldest first.
+   * @param {string} id
+   * @returns {Promise<StreamEvent[]>}
+   */
+  async anomalies(id) {
+    return (await this.request("GET", `/api/jobs/${encodeURIComponent(id)}/events?types=anomaly`)).events;
+  }
+
   schema() {
     return this.request("GET", "/api/schema/job-spec");
   }
@@ -193,7 +202,7 @@ export class Api {
   }
 
   /**
-   * Follow one job: metric, progress, eval, system, log and state events, resuming after the last
+   * Follow one job: metric, progress, eval, system, log, state and anomaly events, resuming after the last
    * seq seen whenever the connection drops.
    * @param {string} id
    * @param {StreamHandlers} handlers
@@ -202,7 +211,7 @@ export class Api {
   streamJob(id, handlers, after = null) {
     return new Stream(
       (seq) => `${this.base}/api/jobs/${encodeURIComponent(id)}/stream${seq === null ? "" : `?after=${seq}`}`,
-      ["metric", "progress", "eval", "system", "log", "state"],
+      ["metric", "progress", "eval", "system", "log", "state", "anomaly"],
       handlers,
       after,
       (data) => /** @type {StreamEvent} */ (data),

@@ -1,13 +1,16 @@
 // @ts-check
 /**
  * One job's page: header (state, step, epoch, speed, ETA, device; Cancel, Resume, Clone, Delete),
- * its error and hint when it failed, and the tabs Charts, Evaluation, Logs, Config.
+ * its error and hint when it failed, its anomalies, and the tabs Charts, Evaluation, Logs, Config.
  *
- * Lifecycle of `open(id)`: load the job, load its metric history, then follow its SSE stream from the
- * history's last seq. Stream events go into the JobFeed as they arrive; what they changed is drawn
- * once per animation frame (FrameScheduler). `close()` ends the stream and frees the charts.
+ * Lifecycle of `open(id)`: load the job, load its metric history and past anomalies, then follow its
+ * SSE stream from the history's last seq. Stream events go into the JobFeed as they arrive; what they
+ * changed is drawn once per animation frame (FrameScheduler). `close()` ends the stream and frees the
+ * charts.
  */
 
+import { AnomalyPanel } from "./anomalypanel.js";
+import { ApiError } from "./api.js";
 import { ChartPanel } from "./chartpanel.js";
 import { purge } from "./charts.js";
 import { showBatch } from "./batch.js";
@@ -21,7 +24,6 @@ import { emptySeries } from "./series.js";
 import { toToml } from "./specs.js";
 
 /** @typedef {import("./api.js").Api} Api */
-/** @typedef {import("./api.js").ApiError} ApiError */
 /** @typedef {import("./api.js").Stream} Stream */
 /** @typedef {import("./feed.js").Job} Job */
 
@@ -52,6 +54,8 @@ export class JobPage {
     this.logs = null;
     /** @type {EvalPanel|null} */
     this.evaluation = null;
+    /** @type {AnomalyPanel|null} */
+    this.anomalyPanel = null;
     this.logsLoaded = false;
     this.evalsLoaded = false;
     /** @type {Record<string, HTMLElement>} */
@@ -64,9 +68,14 @@ export class JobPage {
   /**
    * @param {string} id
    * @param {string} tab
+   * @param {number} [step] show that step's batch too (`#job=<id>&step=<step>`)
    */
-  async open(id, tab) {
-    if (id === this.id) return this.showTab(tab);
+  async open(id, tab, step) {
+    if (id === this.id) {
+      this.showTab(tab);
+      if (step !== undefined && this.feed) this.openStep(step);
+      return;
+    }
     this.close();
     const token = ++this.opening;
     this.id = id;
@@ -89,10 +98,13 @@ export class JobPage {
     this.build();
     this.renderHeader();
     this.showTab(tab);
-    const metrics = await this.deps.api.metrics(id, { maxPoints: HISTORY_POINTS });
+    const [metrics, anomalies] = await Promise.all([
+      this.deps.api.metrics(id, { maxPoints: HISTORY_POINTS }), this.pastAnomalies(id)]);
     if (token !== this.opening) return;
     feed.setHistory(metrics);
+    feed.setAnomalyHistory(anomalies);
     this.frames.request();
+    if (step !== undefined) this.openStep(step);
     // Follow from where the history ends: nothing is missed and nothing replayed.
     const after = metrics.last_seq;
     this.stream = this.deps.api.streamJob(id, {
@@ -103,12 +115,35 @@ export class JobPage {
     }, after);
   }
 
+  /**
+   * The job's anomalies so far; none, and a note on the page, when the server cannot say.
+   * @param {string} id
+   */
+  async pastAnomalies(id) {
+    try {
+      return await this.deps.api.anomalies(id);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.unauthorized) throw error;
+      if (this.id === id) this.anomalyPanel?.historyFailed(error.message);
+      return [];
+    }
+  }
+
+  /**
+   * Show the batch of `step`, with the anomaly there if there is one.
+   * @param {number} step
+   */
+  openStep(step) {
+    const feed = this.feed;
+    if (feed) showBatch(this.deps.dialog, this.deps.api, feed.job, step, feed.anomalies.at(step));
+  }
+
   close() {
     this.opening++;
     this.stream?.close();
     this.stream = null;
     for (const el of this.root.querySelectorAll(".js-plotly-plot")) purge(/** @type {HTMLElement} */ (el));
-    this.feed = this.charts = this.logs = this.evaluation = null;
+    this.feed = this.charts = this.logs = this.evaluation = this.anomalyPanel = null;
     this.logsLoaded = this.evalsLoaded = false;
     this.id = null;
     replace(this.root);
@@ -119,14 +154,17 @@ export class JobPage {
     const id = feed.job.id;
     this.header = h("div.job-header", { id: "job-header" });
     this.errorBox = h("div.error-box", { id: "job-error", hidden: true });
+    const anomalies = h("div.anomaly-area", { id: "anomalies" });
     const tabs = h("nav.tabs", { role: "tablist" }, TABS.map((t) =>
       h("a", { href: `#job=${encodeURIComponent(id)}${t === "charts" ? "" : `&tab=${t}`}`, "data-tab": t, role: "tab" },
         TAB_TITLES[/** @type {keyof typeof TAB_TITLES} */ (t)])));
     this.panels = Object.fromEntries(TABS.map((t) => [t, h("div.tab-panel", { id: `panel-${t}`, "data-tab": t, hidden: true })]));
-    replace(this.root, this.header, this.errorBox, tabs, Object.values(this.panels));
+    replace(this.root, this.header, this.errorBox, anomalies, tabs, Object.values(this.panels));
+    this.anomalyPanel = new AnomalyPanel(anomalies, feed, (a) => this.openStep(a.step));
     this.charts = new ChartPanel(this.panels.charts, feed, {
+      // an attached run's batches are not recorded: only its anomalies' markers open one
       onStepClick: (step) => {
-        if (feed.job.kind === "managed") showBatch(this.deps.dialog, this.deps.api, id, step);
+        if (feed.job.kind === "managed" || feed.anomalies.at(step)) this.openStep(step);
       },
       requestDraw: () => this.frames.request(),
       loadRange: async (name, from, to, maxPoints) =>
@@ -187,6 +225,12 @@ export class JobPage {
       this.deps.onJob(feed.job);
     }
     if (changes.series.size) this.charts?.markDirty(changes.series);
+    if (changes.anomalies) {
+      this.anomalyPanel?.render();
+      this.charts?.anomaliesChanged();
+    }
+    const live = changes.liveAnomalies.at(-1);
+    if (live) this.anomalyPanel?.notify(live);
     if (changes.logs && this.tab === "logs") this.logs?.update();
     if ((changes.evaluation || changes.series.size) && this.tab === "evaluation") await this.evaluation?.render();
     await this.charts?.draw();

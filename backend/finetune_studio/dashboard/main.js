@@ -140,7 +140,7 @@ async function route() {
   jobList.setActive(r.view === "job" ? r.id : null);
   if (r.view !== "job") jobPage.close();
   try {
-    if (r.view === "job") await jobPage.open(r.id, r.tab);
+    if (r.view === "job") await jobPage.open(r.id, r.tab, r.step);
     else if (r.view === "compare") await comparePage.show(r.ids);
     else if (r.view === "new") await newJobPage.show(r.clone ? await api.job(r.clone) : null);
     else if (r.view === "tensors") await showTensors(r.id);
@@ -160,6 +160,13 @@ async function showTensors(tensorId) {
   const { mountTensors } = await import("./tensors.js");
   await mountTensors(views.tensors, { api, tensorId });
 }
+
+// `#job=<id>&step=<step>` opened the batch: once it is closed the hash names the job only, so that the
+// same link (the plugin's *Open batch*) opens it again. replaceState fires no hashchange.
+$("#batch-dialog").addEventListener("close", () => {
+  const r = parseRoute(location.hash);
+  if (r.view === "job" && r.step !== undefined) history.replaceState(null, "", formatRoute({ view: "job", id: r.id, tab: r.tab }));
+});
 
 $("#token-form").addEventListener("submit", (e) => {
   e.preventDefault();
