@@ -13,11 +13,10 @@ import shlex
 import signal
 import sys
 import time
+import tomllib
 import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import tomllib
 
 from .errors import StudioError
 
@@ -59,8 +58,8 @@ def started_server(args: argparse.Namespace) -> Server:
     info = read_server_info(args.data_dir)
     if info is None:
         info = ensure_server(args.data_dir)
-        print(f"started a server for {args.data_dir} (pid {info.pid}); it keeps running in the background, "
-              f"`{command(args, 'stop')}` stops it")
+        print(f"started a server for {args.data_dir} (pid {info.pid}); it keeps running in the background until "
+              f"`{command(args, 'stop')}`, or until it is idle (serve --idle-timeout)")
     return info
 
 
@@ -134,7 +133,7 @@ def demo(args: argparse.Namespace) -> int:
 
     code = run_demo(args)
     print(f"open the dashboard again: {command(args, 'open')}")
-    print(f"stop the server:          {command(args, 'stop')}")
+    print(f"stop the server:          {command(args, 'stop')} (an idle server also stops by itself)")
     return code
 
 
