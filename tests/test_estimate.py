@@ -1,0 +1,181 @@
+"""Will it fit (issue 16): the estimate against a real worker's peak memory, the warning and the batch
+size that fits on a small (simulated) device, LoRA's trainable parameters as peft counts them, and the
+API answering while the model's weight file cannot be read."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import RunningServer
+from finetune_studio import calibration
+from finetune_studio.broker import Broker
+from finetune_studio.estimate import MIB, DeviceMemory, Throughput, estimate
+from finetune_studio.jobs import Jobs
+from finetune_studio.spec import JobSpec, parse_spec
+from finetune_studio.store import Store
+from tiny_models import NEGATIVE, POSITIVE, build_tokenizer, sentences
+
+BIG = DeviceMemory(name="big", kind="cpu", index=None, memory=1 << 40)
+NO_BASELINE = {"cpu": Throughput(flops=1e10, baseline_bytes=0)}
+
+
+def build_bert(folder: Path, hidden: int, layers: int) -> Path:
+    """A BERT big enough that its activations outweigh the worker's imports (hidden 256, 4 layers: 3.4M
+    parameters, ~0.5 GB of activations at batch 16 x 256 tokens)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    if (folder / "config.json").is_file():
+        return folder
+    folder.mkdir(parents=True)
+    build_tokenizer(folder, [text for text, _ in sentences(400, seed=1)] + POSITIVE + NEGATIVE)
+    config = BertConfig(vocab_size=len(AutoTokenizer.from_pretrained(folder)), hidden_size=hidden,
+                        num_hidden_layers=layers, num_attention_heads=4, intermediate_size=4 * hidden,
+                        max_position_embeddings=512, attn_implementation="eager")
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def long_reviews(path: Path, rows: int, words: int) -> Path:
+    """Reviews of about `words` words, so that every example fills data.max_length."""
+    rng = random.Random(0)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for row in range(rows):
+            text = " ".join(t for t, _ in sentences(words // 7 + 1, seed=row))
+            writer.writerow([text, rng.choice(["positive", "negative"])])
+    return path
+
+
+def medium_spec(folder: Path, **training: Any) -> JobSpec:
+    model = build_bert(folder / "bert-256", 256, 4)
+    data = folder / "long.csv"
+    if not data.is_file():
+        long_reviews(data, 48, 240)
+    return parse_spec({"task": "text-classification", "model": str(model),
+                       "data": {"train": str(data), "max_length": 256},
+                       "training": {"batch_size": 16, "max_steps": 2, "eval_strategy": "no", "save_strategy": "no",
+                                    "logging_steps": 1, **training}}, folder)
+
+
+def worker_peak_rss(spec: JobSpec, state: Path) -> int:
+    """Runs the real worker (`python -m finetune_studio.worker JOB_DIR`, no server: the reporter spools)
+    and returns its peak resident memory in bytes."""
+    state.mkdir(parents=True, exist_ok=True)
+    store = Store(state / "studio.db")
+    job = Jobs(store, Broker(), state).submit(spec)
+    store.close()
+    code = ("import resource, sys; from finetune_studio import worker; sys.argv = ['worker', sys.argv[1]]; "
+            "code = worker.main(); print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code, str(state / "jobs" / job.id)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    peaks = [line for line in done.stdout.splitlines() if line.startswith("PEAK")]
+    assert done.returncode == 0 and peaks, done.stdout[-3000:] + done.stderr[-3000:]
+    return int(peaks[0].split()[1]) * 1024  # Linux: KiB
+
+
+def test_peak_memory_of_a_real_training_is_within_a_quarter_of_the_estimate(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU, full fine-tune: the worker's peak RSS (ru_maxrss) within ±25 % of the estimate, which adds a
+    calibrated worker baseline (about half of it here) to the model's share."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    folder = tmp_path_factory.mktemp("fit")
+    spec = medium_spec(folder)
+    measured = calibration.cached(folder, "cpu")
+    result = estimate(spec, [BIG], {"cpu": Throughput(measured.flops, measured.baseline_bytes)})
+    peak = worker_peak_rss(spec, folder / "state")
+    assert result.sequence_length > 200
+    assert result.memory.activations > result.memory.runtime / 2, "the model's share must matter in this test"
+    ratio = peak / result.memory.total
+    print(f"estimated {result.memory.total / MIB:.0f} MiB, measured {peak / MIB:.0f} MiB (x{ratio:.2f})")
+    assert 0.75 <= ratio <= 1.25
+
+
+def test_a_spec_that_cannot_fit_gets_a_warning_and_a_batch_size_that_fits(tmp_path: Path) -> None:
+    spec = medium_spec(tmp_path)
+    roomy = estimate(spec, [BIG], NO_BASELINE)
+    assert roomy.fits and roomy.warning is None and roomy.suggestion is None
+    static = roomy.memory.weights + roomy.memory.gradients + roomy.memory.optimizer
+    small = DeviceMemory(name="small GPU", kind="cpu", index=None, memory=static + roomy.memory.activations // 3)
+
+    tight = estimate(spec, [small], NO_BASELINE)
+
+    assert not tight.fits and not tight.devices[0].fits
+    assert tight.warning is not None and "will not fit" in tight.warning and "small GPU" in tight.warning
+    assert 1 <= tight.max_batch_size < 16
+    assert tight.suggested == {"training.batch_size": tight.max_batch_size,
+                               "training.gradient_accumulation_steps": -(-16 // tight.max_batch_size)}
+    assert tight.suggestion is not None and f"training.batch_size = {tight.max_batch_size}" in tight.suggestion
+    training = spec.training.model_copy(update={"batch_size": tight.max_batch_size})
+    assert estimate(spec.model_copy(update={"training": training}), [small], NO_BASELINE).fits
+    training = spec.training.model_copy(update={"batch_size": tight.max_batch_size + 1})
+    assert not estimate(spec.model_copy(update={"training": training}), [small], NO_BASELINE).fits
+
+
+def test_when_no_batch_fits_checkpointing_or_lora_is_suggested(tmp_path: Path) -> None:
+    spec = medium_spec(tmp_path)
+    one = estimate(spec.model_copy(update={"training": spec.training.model_copy(update={"batch_size": 1})}),
+                   [BIG], NO_BASELINE)
+    tiny = DeviceMemory(name="tiny", kind="cpu", index=None, memory=one.memory.total - 1)
+    result = estimate(spec, [tiny], NO_BASELINE)
+    assert result.max_batch_size == 0
+    assert result.suggested.get("training.gradient_checkpointing") is True or "lora.r" in result.suggested
+
+
+def test_lora_trainable_parameters_are_what_peft_trains(tiny_bert: Path, classification_data: tuple[Path, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from finetune_studio import lora
+
+    train, _ = classification_data
+    spec = parse_spec({"task": "text-classification", "model": str(tiny_bert), "data": {"train": str(train)},
+                       "lora": {"r": 4}}, tiny_bert)
+    result = estimate(spec, [BIG], NO_BASELINE)
+    model = lora.wrap(spec, AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2))
+    trainable, total = model.get_nb_trainable_parameters()
+    assert (result.trainable_parameters, result.parameters) == (trainable, total)
+    assert result.memory.optimizer == 2 * result.memory.gradients == 2 * 4 * trainable
+
+
+def test_the_api_answers_without_reading_the_weights(server: RunningServer, tiny_bert: Path,
+                                                     classification_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """The weight file is a FIFO with no permissions: opening it would fail (or block for root); the
+    estimate still answers, so nothing opened it."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bert, model)
+    weights = model / "model.safetensors"
+    weights.unlink()
+    os.mkfifo(weights, 0)
+    train, dev = classification_data
+    body = {"task": "text-classification", "model": str(model),
+            "data": {"train": str(train), "eval": str(dev), "max_length": 32}, "training": {"batch_size": 8}}
+
+    answer = server.client.request("POST", "/api/estimate", json=body, timeout=180)
+
+    assert answer["architecture"] == "BertForSequenceClassification"
+    assert answer["parameters"] == answer["trainable_parameters"] > 0
+    assert answer["fits"] is True and answer["warning"] is None
+    assert answer["devices"][0]["kind"] in ("cpu", "cuda")
+    assert answer["examples"] == 160 and answer["tokens_per_epoch"] > 160
+    assert answer["steps_per_epoch"] == 20 and answer["seconds_per_epoch"] > 0
+    assert answer["memory"]["runtime"] > 100 * MIB  # the calibrated worker baseline
+    assert (server.data_dir / "calibration.json").is_file()
+
+
+def test_a_bad_spec_is_a_422_naming_the_field(server: RunningServer, tmp_path: Path) -> None:
+    from finetune_studio.errors import ApiError
+
+    with pytest.raises(ApiError) as caught:
+        server.client.request("POST", "/api/estimate", json={"model": str(tmp_path), "data": {"train": "x.csv"},
+                                                             "training": {"batch_size": 0}})
+    assert caught.value.status == 422
