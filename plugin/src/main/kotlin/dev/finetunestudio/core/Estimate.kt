@@ -8,9 +8,8 @@ import java.nio.file.Path
 import java.util.Locale
 
 /**
- * The answer of `POST /api/estimate` (issue 16): will the spec fit, and how long an epoch takes.
- * Coded against the minimal shape agreed before the endpoint existed ({fits, warning, suggestion, ...});
- * the other fields are read when present, so a server without them still gives a banner.
+ * The answer of `POST /api/estimate` (issue 16; mirrors `Estimate` in backend/finetune_studio/estimate.py,
+ * the fields the banner shows): will the spec fit, on which device, how long an epoch takes. Sizes in bytes.
  */
 data class Estimate(
     val fits: Boolean = true,
@@ -18,26 +17,49 @@ data class Estimate(
     val warning: String? = null,
     /** The setting that would make it fit, e.g. "batch_size = 8". */
     val suggestion: String? = null,
-    /** Peak memory the job needs, and what the device has (MB). */
-    val memoryMb: Double? = null,
-    val deviceMemoryMb: Double? = null,
-    val device: String? = null,
+    val memory: MemoryEstimate? = null,
+    val devices: List<DeviceFit> = emptyList(),
+    val maxBatchSize: Int? = null,
     val secondsPerEpoch: Double? = null,
+)
+
+data class MemoryEstimate(
+    val weights: Long = 0,
+    val gradients: Long = 0,
+    val optimizer: Long = 0,
+    val activations: Long = 0,
+    val runtime: Long = 0,
+    val total: Long = 0,
+)
+
+data class DeviceFit(
+    val name: String = "",
+    /** cuda | cpu | mps */
+    val kind: String = "cpu",
+    val index: Int? = null,
+    /** Bytes the job may use: the GPU's memory, or the RAM available now. */
+    val memory: Long = 0,
+    val fits: Boolean = false,
+    val maxBatchSize: Int = 0,
 )
 
 /** The parts of an estimate's banner, formatted; the IDE puts them into its own sentences. */
 data class EstimateSummary(val fits: Boolean, val memory: String?, val timePerEpoch: String?, val warning: String?, val suggestion: String?) {
     companion object {
         fun of(estimate: Estimate): EstimateSummary {
-            val memory = estimate.memoryMb?.let { need ->
-                val device = estimate.device?.let { " on $it" }.orEmpty()
-                gigabytes(need) + (estimate.deviceMemoryMb?.let { " of ${gigabytes(it)}" } ?: "") + device
+            // the device the job would get: a GPU when there is one
+            val device = estimate.devices.firstOrNull { it.kind != "cpu" } ?: estimate.devices.firstOrNull()
+            val memory = estimate.memory?.total?.takeIf { it > 0 }?.let { need ->
+                gigabytes(need) + (device?.let { " of ${gigabytes(it.memory)} on ${it.name}" } ?: "")
             }
             val time = estimate.secondsPerEpoch?.takeIf { it.isFinite() && it >= 0 }?.let(ConsoleLines::duration)
             return EstimateSummary(estimate.fits, memory, time, estimate.warning?.ifBlank { null }, estimate.suggestion?.ifBlank { null })
         }
 
-        fun gigabytes(mb: Double): String = String.format(Locale.ROOT, if (mb < 10 * 1024) "%.1f GB" else "%.0f GB", mb / 1024)
+        fun gigabytes(bytes: Long): String {
+            val gb = bytes / (1024.0 * 1024 * 1024)
+            return String.format(Locale.ROOT, if (gb < 10) "%.1f GB" else "%.0f GB", gb)
+        }
     }
 }
 

@@ -16,6 +16,7 @@ data class JobSpec(
     val training: TrainingSpec = TrainingSpec(),
     val lora: LoraSpec? = null,
     val resources: ResourcesSpec = ResourcesSpec(),
+    val debug: DebugSpec = DebugSpec(),
 )
 
 data class DataSpec(
@@ -79,9 +80,22 @@ data class LoraSpec(
 data class ResourcesSpec(
     /** A count, or the string "all" (so it stays a JSON primitive). */
     val gpus: JsonPrimitive = JsonPrimitive(1),
+    /** CPU processes (DDP with gloo) on a machine without GPUs. */
+    val processes: Int = 1,
     /** local | ray */
     val executor: String = "local",
     val rayAddress: String? = null,
+)
+
+/** What stops training when it goes wrong (issue 15; `anomaly.py`). */
+data class DebugSpec(
+    /** Any of nan, spike, grad_spike. */
+    val breakOn: List<String> = emptyList(),
+    /** continue | stop (without a debugger attached) */
+    val onAnomaly: String = "continue",
+    val spikeZ: Double = 8.0,
+    val gradZ: Double = 8.0,
+    val window: Int = 50,
 )
 
 /**

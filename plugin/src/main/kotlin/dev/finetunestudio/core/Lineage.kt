@@ -4,23 +4,34 @@ import com.google.gson.JsonElement
 import com.google.gson.JsonObject
 import com.google.gson.annotations.JsonAdapter
 
-// What a run came from, `GET /api/jobs/{id}/lineage` (issue 16). Coded before the endpoint existed, against
-// the fields the issue names: the spec, the git commit and uncommitted diff, the data files, the versions.
+// What a run came from, `GET /api/jobs/{id}/lineage` (issue 16); mirrors `Lineage` in
+// backend/finetune_studio/lineage.py (the fields the diff viewer shows).
 
 data class Lineage(
+    val jobId: String = "",
     @field:JsonAdapter(JsonObjectAdapter::class) val spec: JsonObject? = null,
-    val git: GitState? = null,
+    /** An attached run's TrainingArguments. */
+    val trainingArgs: Map<String, Any?>? = null,
+    val code: CodeState? = null,
     val data: List<DataFileState> = emptyList(),
-    val versions: Map<String, String?> = emptyMap(),
+    /** Library versions (torch, transformers, ...); null: not installed. */
+    val environment: Map<String, String?> = emptyMap(),
 )
 
-data class GitState(
+data class CodeState(
+    val folder: String = "",
+    /** The git work tree's top folder; null: not a repository. */
+    val repository: String? = null,
     val commit: String? = null,
-    /** The uncommitted diff of the files under the spec's folder (a unified diff), empty when clean. */
-    val diff: String? = null,
+    val branch: String? = null,
+    /** The uncommitted diff of tracked files under the folder (a unified diff), empty when clean. */
+    val diff: String = "",
+    val note: String? = null,
 )
 
 data class DataFileState(
+    /** data.train or data.eval */
+    val field: String = "",
     val path: String = "",
     val size: Long? = null,
     val mtime: Double? = null,
@@ -39,7 +50,7 @@ object RunDiff {
     /** The lineage's spec, else the job's (managed), else an attached run's TrainingArguments. */
     fun specText(job: Job, lineage: Lineage?): String {
         // Gson reads every JSON number of a Map<String, Any?> as a Double: show 1 as 1, as Python does
-        val args = job.trainingArgs.orEmpty().mapValues { (_, v) -> if (v is Double && v % 1.0 == 0.0 && kotlin.math.abs(v) < 1e15) v.toLong() else v }
+        val args = (lineage?.trainingArgs ?: job.trainingArgs).orEmpty().mapValues { (_, v) -> if (v is Double && v % 1.0 == 0.0 && kotlin.math.abs(v) < 1e15) v.toLong() else v }
         val spec = lineage?.spec ?: job.spec ?: StudioJson.toTree(args).asJsonObject
         val lines = mutableListOf<String>()
         flatten("", spec, lines)
@@ -47,10 +58,13 @@ object RunDiff {
     }
 
     fun codeText(lineage: Lineage?): String {
-        val git = lineage?.git ?: return "(no git repository recorded for this run)\n"
+        val code = lineage?.code ?: return "(no code state recorded for this run)\n"
+        if (code.repository == null) return "${code.folder}: not a git repository" + (code.note?.let { " ($it)" } ?: "") + "\n"
         return buildString {
-            append("commit ").append(git.commit ?: "(none)").append('\n')
-            val diff = git.diff.orEmpty()
+            append("commit ").append(code.commit ?: "(none)")
+            code.branch?.let { append(" (").append(it).append(')') }
+            append('\n')
+            val diff = code.diff
             if (diff.isBlank()) append("(no uncommitted changes)\n") else append('\n').append(diff.trimEnd()).append('\n')
         }
     }
@@ -58,8 +72,8 @@ object RunDiff {
     fun environmentText(lineage: Lineage?): String {
         if (lineage == null) return "(no lineage recorded for this run)\n"
         val lines = lineage.data.map { file ->
-            "data ${file.path}: ${file.rows ?: "?"} rows, ${file.size ?: "?"} bytes, sha256 ${file.sha256 ?: "?"}"
-        } + lineage.versions.toSortedMap().map { (name, version) -> "$name ${version ?: "(not installed)"}" }
+            "${file.field.ifEmpty { "data" }} ${file.path}: ${file.rows ?: "?"} rows, ${file.size ?: "?"} bytes, sha256 ${file.sha256 ?: "?"}"
+        } + lineage.environment.toSortedMap().map { (name, version) -> "$name ${version ?: "(not installed)"}" }
         return lines.joinToString("\n", postfix = "\n")
     }
 

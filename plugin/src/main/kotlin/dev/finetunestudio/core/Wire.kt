@@ -129,6 +129,9 @@ data class StreamEvent(
     fun job(): Job = StudioJson.fromTree(data, Job::class.java)
 }
 
+/** `GET /api/jobs/{id}/events?types=`: a job's stored events, oldest first. */
+data class EventList(val events: List<StreamEvent> = emptyList())
+
 // The payloads of StreamEvent.data, as the docstring of the Python StreamEvent describes them.
 data class MetricPoint(val step: Int = 0, val values: Map<String, Double?> = emptyMap())
 

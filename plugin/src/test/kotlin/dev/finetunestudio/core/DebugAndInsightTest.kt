@@ -62,18 +62,23 @@ class DebugAndInsightTest {
 
     @Test
     fun `an estimate becomes the banner's parts, unknown fields are ignored, missing ones absent`() {
+        // the shape of backend/finetune_studio/estimate.py's Estimate, trimmed
         val full = StudioJson.fromJson(
-            """{"fits":false,"warning":"needs 30.2 GB, the GPU has 24 GB","suggestion":"batch_size = 8","memory_mb":30924.8,
-               "device_memory_mb":24576,"device":"cuda:0","seconds_per_epoch":3725,"params_total":1}""",
+            """{"architecture":"BertForSequenceClassification","parameters":110000000,"fits":false,
+               "memory":{"weights":1,"gradients":1,"optimizer":2,"activations":3,"runtime":4,"total":32427212800},
+               "devices":[{"name":"CPU","kind":"cpu","memory":68719476736,"fits":true,"max_batch_size":64},
+                          {"name":"NVIDIA L4","kind":"cuda","index":0,"memory":25769803776,"fits":false,"max_batch_size":8}],
+               "max_batch_size":8,"seconds_per_epoch":3725,"warning":"needs 30.2 GB, the GPU has 24 GB",
+               "suggestion":"batch_size = 8","suggested":{"training.batch_size":8},"notes":[]}""",
             Estimate::class.java,
         )
         assertEquals(
-            EstimateSummary(false, "30 GB of 24 GB on cuda:0", "1h02m", "needs 30.2 GB, the GPU has 24 GB", "batch_size = 8"),
+            EstimateSummary(false, "30 GB of 24 GB on NVIDIA L4", "1h02m", "needs 30.2 GB, the GPU has 24 GB", "batch_size = 8"),
             EstimateSummary.of(full),
         )
         val minimal = EstimateSummary.of(StudioJson.fromJson("""{"fits":true,"warning":null,"suggestion":""}""", Estimate::class.java))
         assertEquals(EstimateSummary(true, null, null, null, null), minimal)
-        assertEquals("1.5 GB", EstimateSummary.gigabytes(1536.0))
+        assertEquals("1.5 GB", EstimateSummary.gigabytes(1536L * 1024 * 1024))
     }
 
     @Test
@@ -86,26 +91,30 @@ class DebugAndInsightTest {
         assertEquals("sst2 (j1)", RunDiff.title(job))
         val attached = StudioJson.fromJson("""{"id":"r","kind":"attached","spec":null,"training_args":{"seed":1}}""", Job::class.java)
         assertEquals("seed = 1\n", RunDiff.specText(attached, null))
+        // the shape of backend/finetune_studio/lineage.py's Lineage, trimmed
         val lineage = StudioJson.fromJson(
-            """{"spec":{"model":"m2"},"git":{"commit":"abc123","diff":"--- a/x.py\n+++ b/x.py\n"},
-               "data":[{"path":"/t.csv","size":10,"rows":2,"sha256":"ff"}],"versions":{"torch":"2.5","peft":null}}""",
+            """{"job_id":"j1","recorded_at":1.0,"spec":{"model":"m2"},
+               "code":{"folder":"/p","repository":"/p","commit":"abc123","branch":"main","diff":"--- a/x.py\n+++ b/x.py\n","files":{}},
+               "data":[{"field":"data.train","path":"/t.csv","size":10,"mtime":1.0,"rows":2,"sha256":"ff"}],
+               "environment":{"torch":"2.5","peft":null}}""",
             Lineage::class.java,
         )
         assertEquals("model = \"m2\"\n", RunDiff.specText(job, lineage))
-        assertEquals("commit abc123\n\n--- a/x.py\n+++ b/x.py\n", RunDiff.codeText(lineage))
-        assertEquals("data /t.csv: 2 rows, 10 bytes, sha256 ff\npeft (not installed)\ntorch 2.5\n", RunDiff.environmentText(lineage))
-        assertEquals("(no git repository recorded for this run)\n", RunDiff.codeText(Lineage()))
-        assertEquals("commit abc123\n(no uncommitted changes)\n", RunDiff.codeText(Lineage(git = GitState("abc123", ""))))
+        assertEquals("commit abc123 (main)\n\n--- a/x.py\n+++ b/x.py\n", RunDiff.codeText(lineage))
+        assertEquals("data.train /t.csv: 2 rows, 10 bytes, sha256 ff\npeft (not installed)\ntorch 2.5\n", RunDiff.environmentText(lineage))
+        assertEquals("(no code state recorded for this run)\n", RunDiff.codeText(Lineage()))
+        assertEquals("/q: not a git repository\n", RunDiff.codeText(Lineage(code = CodeState(folder = "/q"))))
+        assertEquals("commit abc123\n(no uncommitted changes)\n", RunDiff.codeText(Lineage(code = CodeState("/p", "/p", "abc123"))))
     }
 
     @Test
     fun `estimate and lineage are asked of the server as the issue says`() {
         FakeServer().use { server ->
             server.route("/api/estimate") { exchange, _ -> FakeServer.json(exchange, 200, """{"fits":true}""") }
-            server.route("/api/jobs/") { exchange, _ -> FakeServer.json(exchange, 200, """{"git":{"commit":"c"}}""") }
+            server.route("/api/jobs/") { exchange, _ -> FakeServer.json(exchange, 200, """{"code":{"folder":"/p","commit":"c"}}""") }
             val client = StudioClient(server.url, "t")
             assertTrue(client.estimate(StudioJson.parseObject("""{"model":"m"}""")).fits)
-            assertEquals("c", client.lineage("j 1").git?.commit)
+            assertEquals("c", client.lineage("j 1").code?.commit)
             assertEquals(listOf("POST /api/estimate {\"model\":\"m\"}", "GET /api/jobs/j 1/lineage "), server.requests.map { "${it.method} ${it.path} ${it.body}" })
         }
     }

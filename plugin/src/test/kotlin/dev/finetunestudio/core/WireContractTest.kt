@@ -27,7 +27,7 @@ class WireContractTest {
         "IngestResult" to IngestResult::class.java, "RunCreate" to RunCreate::class.java, "Health" to Health::class.java,
         "Device" to Device::class.java, "SystemInfo" to SystemInfo::class.java, "BatchExample" to BatchExample::class.java,
         "StepBatch" to StepBatch::class.java, "ServerInfo" to ServerInfo::class.java, "JobSpec" to JobSpec::class.java,
-        "EvalSample" to EvalSample::class.java,
+        "EvalSample" to EvalSample::class.java, "Anomaly" to Anomaly::class.java, "EventList" to EventList::class.java,
     )
 
     /** Models of wire.py that only the dashboard reads (captured tensors): the plugin has no twin for them. */
