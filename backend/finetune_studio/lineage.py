@@ -118,6 +118,7 @@ def record_job(folder: Path, job_id: str, spec: JobSpec, project_dir: Path, stat
     """A managed job's lineage: the project folder's code (without the state folder and the data files,
     which have their own part) and the spec's data files."""
     data = [(name, path) for name, path in (("data.train", spec.data.train), ("data.eval", spec.data.eval)) if path]
+    folder.mkdir(parents=True, exist_ok=True)
     lineage = Lineage(job_id=job_id, recorded_at=time.time(), spec=spec,
                       code=code_state(project_dir, [state_dir] + [Path(p) for _, p in data]),
                       data=[_data_file(folder, name, path, spec) for name, path in data],
@@ -163,6 +164,10 @@ def _process(pid: int | None) -> tuple[Path | None, Path | None, str | None]:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None, None, None
     scripts = [arg for arg in cmdline[1:] if arg.endswith(".py")]
+    # a virtual environment's python is a link to the base interpreter, which exe() resolves: the path
+    # the script was started with finds the environment's packages
+    if cmdline and "/" in cmdline[0] and (cwd / cmdline[0]).is_file():
+        python = str(cwd / cmdline[0])
     return ((cwd / scripts[0]).resolve() if scripts else None), cwd, python
 
 
