@@ -137,8 +137,9 @@ class Scheduler:
         return adopted
 
     def _slots_of(self, job: Job) -> list[Slot]:
-        """The slots an adopted worker holds, from the device it was started on ("cpu", "cuda:0,cuda:1")."""
-        held: list[Slot] = ([int(d.removeprefix("cuda:")) for d in job.device.split(",")]
+        """The slots an adopted worker holds, from the device it was started on ("cpu", "cpu ×2 (gloo)",
+        "cuda:0", "cuda:0,cuda:1 (nccl)")."""
+        held: list[Slot] = ([int(d.removeprefix("cuda:")) for d in job.device.split(" ")[0].split(",")]
                             if job.device and job.device.startswith("cuda:") else ["cpu"])
         return [s for s in held if s in self.slots.holders()]
 
@@ -157,7 +158,12 @@ class Scheduler:
         found = len(self.slots.gpus)
         if isinstance(wanted, int) and wanted > max(1, found):
             raise SpecError([FieldProblem(
-                "resources.gpus", f"asks for {wanted} GPUs but this machine has {found}: use at most {max(1, found)}")])
+                "resources.gpus", f"asks for {wanted} GPUs but this machine has {found}: use at most "
+                f"{max(1, found)}" + ("" if found else ", or resources.processes for CPU processes"))])
+        if spec.resources.processes > 1 and found:
+            raise SpecError([FieldProblem(
+                "resources.processes", f"CPU processes are for machines without a GPU; this one has {found}: "
+                f"use resources.gpus = {min(found, spec.resources.processes)} (one process per GPU)")])
 
     async def cancel(self, job_id: str) -> Job:
         job = await run_in_threadpool(self.jobs.get, job_id)
@@ -197,8 +203,11 @@ class Scheduler:
                    FINETUNE_STUDIO_HOME=str(self.jobs.data_dir))
         job_dir = self.jobs.folder(job.id)
         (job_dir / "result.json").unlink(missing_ok=True)
+        assert job.spec is not None  # only managed jobs are queued
+        device, preamble = layout(job.spec, gpus)
         try:
-            process = await local.start(job_dir, env, gpus)
+            process = await local.start(job_dir, env, gpus, job.spec.resources.processes if not gpus else 1,
+                                        preamble)
         except OSError as error:
             self.slots.release(job.id)
             await run_in_threadpool(self.jobs.change, job.id, state="failed", finished_at=time.time(),
@@ -208,7 +217,6 @@ class Scheduler:
             return
         running = _Running(job.id, slots, process, LogTail(job_dir))
         self._running[job.id] = running
-        device = ",".join(f"cuda:{g}" for g in gpus) or "cpu"
         await run_in_threadpool(self.jobs.change, job.id, state="running", started_at=job.started_at or time.time(),
                                 device=device, pid=process.pid)
         running.supervisor = asyncio.create_task(self._supervise(running), name=f"studio-worker-{job.id}")
@@ -280,16 +288,41 @@ class Scheduler:
             return "cancelled", None
         if running.stopping_server:
             return "interrupted", INTERRUPTED
+        stderr = log_path(self.jobs.folder(running.job_id), "stderr")
+        world = running.process.world if running.process is not None else 1
+        failure = (local.rank_failure(stderr, running.process.stderr_from, STDERR_TAIL_LINES)
+                   if running.process is not None and world > 1 and code != 0 else None)
+        # Rank 0's own error is the better one when rank 0 failed first: the others only lost their peer.
+        if failure is not None and (failure.rank != 0 or not result.get("error")):
+            tail = "\n".join(failure.lines) or "(no output on stderr)"
+            return "failed", JobError(type="rank_failed", message=f"rank {failure.rank} of "
+                                      f"{world} died ({failure.exit}). Its last stderr lines:\n{tail}",
+                                      hint="the job's log holds every rank's output, each line prefixed by its rank; "
+                                           "Resume continues from the last checkpoint")
         if result.get("error"):
             return "failed", JobError.model_validate(result["error"])
         if running.process is None:
             return "interrupted", JobError(
                 type="interrupted", message="the worker stopped while no server was running",
                 hint="Resume continues from the last checkpoint")
-        lines = last_lines(log_path(self.jobs.folder(running.job_id), "stderr"), running.process.stderr_from,
-                           STDERR_TAIL_LINES)
+        lines = last_lines(stderr, running.process.stderr_from, STDERR_TAIL_LINES)
         tail = "\n".join(lines) or "(no output on stderr)"
         reason = ("exit status unknown: another server started it" if code is None
                   else f"signal {-code}" if code < 0 else f"exit code {code}")
         return "failed", JobError(type="worker_crashed", message=f"the worker died ({reason}). Last stderr "
                                   f"lines:\n{tail}", hint="Resume continues from the last checkpoint")
+
+
+def layout(spec: JobSpec, gpus: list[int]) -> tuple[str, str]:
+    """The job's device as shown ("cpu", "cuda:0", "cpu ×2 (gloo)", "cuda:0,cuda:1 (nccl)"), and for
+    several processes a first log line with the per-device and the global batch."""
+    world = len(gpus) if gpus else spec.resources.processes
+    device = ",".join(f"cuda:{g}" for g in gpus) or "cpu"
+    if world == 1:
+        return device, ""
+    backend = "nccl" if gpus else "gloo"
+    device = f"{device} ({backend})" if gpus else f"cpu ×{world} ({backend})"
+    t = spec.training
+    return device, (f"studio: {world} DDP processes ({backend}): batch {t.batch_size} per process × {world} "
+                    f"processes × {t.gradient_accumulation_steps} accumulation = global batch "
+                    f"{t.batch_size * world * t.gradient_accumulation_steps}")

@@ -135,9 +135,22 @@ class LoraSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
-    gpus: Annotated[int, Field(ge=0, le=1024)] | Literal["all"] = Field(1, description="GPUs for this job (0 = CPU)")
-    executor: Literal["local", "ray"] = Field("local", description="\"ray\" is reserved: not available yet")
-    ray_address: PathText | None = Field(None, description="Ray cluster address; default: RAY_ADDRESS or auto")
+    """Where a job runs: one process, N DDP processes (torchrun; gloo on the CPU), or N Ray Train workers."""
+
+    gpus: Annotated[int, Field(ge=0, le=1024)] | Literal["all"] = Field(
+        1, description="GPUs for this job (0 = CPU); more than 1 runs one DDP process per GPU")
+    processes: int = Field(1, ge=1, le=64, description="CPU processes (DDP with gloo) on a machine without GPUs")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="\"ray\": Ray Train workers (pip install finetune-studio[ray])")
+    ray_address: PathText | None = Field(None, description="Ray cluster address; default: RAY_ADDRESS, else a "
+                                                           "local Ray started for the job")
+
+    @model_validator(mode="after")
+    def _one_count(self) -> ResourcesSpec:
+        if self.processes > 1 and self.gpus not in (0, 1):
+            raise ValueError("give either gpus (one process per GPU) or processes (CPU processes), not both")
+        return self
+
 
 
 class JobSpec(_Strict):

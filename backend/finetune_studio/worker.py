@@ -64,6 +64,8 @@ def training_arguments(spec: JobSpec, job_dir: Path, task_args: dict[str, Any]) 
         # Pinned memory speeds up copies to a CUDA device only; without one PyTorch warns at every epoch.
         dataloader_pin_memory=torch.cuda.is_available(),
         warmup_steps=warmup, **precision_args(t.precision))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        args["use_cpu"] = True  # DDP on CPU processes (gloo): without it the Trainer trains each rank alone
     if t.gradient_checkpointing:
         # transformers 5 renamed gradient_checkpointing (a deprecated alias now). Passed only when asked for:
         # a set activation_checkpointing would silently override a `gradient_checkpointing` in training.args.
@@ -91,6 +93,19 @@ def error_of(exc: BaseException) -> dict[str, Any]:
                         "the effective batch), lower data.max_length, or set training.gradient_checkpointing"}
     return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
             "hint": "the job's log holds the full traceback"}
+
+
+def stop_agreed(requested: bool, args: Any) -> bool:
+    """Whether any rank was asked to stop: under DDP every rank must stop at the same step (one that
+    stopped alone would leave the others waiting in a collective). One tiny all-reduce per step."""
+    if args.world_size == 1:
+        return requested
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([int(requested)], device=args.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def job_spec(job_dir: Path) -> JobSpec:
@@ -130,7 +145,8 @@ def run(job_dir: Path) -> dict[str, Any]:
 
         class HonourStop(TrainerCallback):
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-                if stop.requested:
+                if stop_agreed(stop.requested, args):
+                    stop.requested = True  # a rank not signalled itself ends as the others do
                     control.should_save = True  # the checkpoint that Resume continues from
                     control.should_training_stop = True
 

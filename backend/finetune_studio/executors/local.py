@@ -1,22 +1,35 @@
 """Run a worker as a process of its own session, which outlives the server that started it.
 
-One GPU (or the CPU): `python -m finetune_studio.worker JOB_DIR`. Several GPUs: the same module under
-`torch.distributed.run` (torchrun). The worker's stdout and stderr are appended to `JOB_DIR/stdout.log`
-and `JOB_DIR/stderr.log` (the server tails them: `logtail.py`), never piped to the server, so a server
-crash does not take the worker with it. `JOB_DIR/worker.json` names the worker: its pid and a secret that
-is also in its environment. A restarted server `adopt`s the process of that pid only when it carries that
-secret, so a recycled pid is never taken for the worker (nor signalled).
+One GPU (or the CPU): `python -m finetune_studio.worker JOB_DIR`. Several GPUs, or several CPU processes:
+the same module under `torch.distributed.run` (torchrun), one DDP rank per device (nccl on GPUs, gloo on
+the CPU). torchrun copies rank 0's stdout and every rank's stderr into its own output, each line prefixed
+`[rankN]:` (`--role rank --tee`; the ranks' own files are under `JOB_DIR/ranks/`). The worker's stdout and
+stderr are appended to `JOB_DIR/stdout.log` and `JOB_DIR/stderr.log` (the server tails them:
+`logtail.py`), never piped to the server, so a server crash does not take the worker with it.
+
+torchrun starts each rank in a session of its own, so signals to torchrun's process group do not reach
+them: a graceful stop sends SIGTERM to the ranks themselves (they agree on the stop at the end of a step,
+save a checkpoint and exit; torchrun then exits 0), and a kill goes to every rank and to torchrun. When a
+rank dies, torchrun stops the others and names the first failure ("Root Cause") in its stderr:
+`rank_failure` turns that into the job's error, with that rank's last stderr lines.
+
+`JOB_DIR/worker.json` names the worker: its pid, its number of processes, and a secret that is also in its
+environment. A restarted server `adopt`s the process of that pid only when it carries that secret, so a
+recycled pid is never taken for the worker (nor signalled).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +43,26 @@ POLL_SECONDS = 0.5  # how often an adopted worker (not this server's child) is c
 
 
 class Worker:
-    """A running worker's process group: signals, and waiting for its end."""
+    """A running worker's process group (and, under torchrun, its ranks): signals, and waiting for its end."""
 
-    def __init__(self, pid: int, stderr_from: int) -> None:
+    def __init__(self, pid: int, stderr_from: int, world: int = 1) -> None:
         self.pid = pid
         self.stderr_from = stderr_from  # where this attempt's lines start in stderr.log
+        self.world = world  # processes: more than 1 under torchrun
         self.exited = False
 
+    def ranks(self) -> list[psutil.Process]:
+        """torchrun's rank processes (its direct children); none for a single process."""
+        if self.world == 1 or self.exited:
+            return []
+        try:
+            return list(psutil.Process(self.pid).children())
+        except psutil.NoSuchProcess:
+            return []
+
     def signal(self, signum: int) -> None:
-        """Signal the whole process group (torchrun's children too); never after it was seen to end, when
-        the pid may belong to another process."""
+        """Signal the whole process group; never after it was seen to end, when the pid may belong to
+        another process."""
         if self.exited:
             return
         try:
@@ -48,9 +71,19 @@ class Worker:
             pass
 
     def terminate(self) -> None:
-        self.signal(signal.SIGTERM)
+        """A graceful stop: a checkpoint, then the end. Under torchrun, the ranks are asked directly: a
+        SIGTERM to torchrun would have it kill them 30 s later, whether their checkpoint is done or not."""
+        ranks = self.ranks()
+        if not ranks:
+            self.signal(signal.SIGTERM)
+        for rank in ranks:
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                rank.terminate()
 
     def kill(self) -> None:
+        for rank in self.ranks():  # each rank leads a session of its own (torchrun starts them so)
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                os.killpg(rank.pid, signal.SIGKILL)
         self.signal(signal.SIGKILL)
 
     async def wait(self) -> int | None:
@@ -61,8 +94,8 @@ class Worker:
 class LocalProcess(Worker):
     """A worker this server started (its child: the exit code is known)."""
 
-    def __init__(self, process: asyncio.subprocess.Process, stderr_from: int) -> None:
-        super().__init__(process.pid, stderr_from)
+    def __init__(self, process: asyncio.subprocess.Process, stderr_from: int, world: int) -> None:
+        super().__init__(process.pid, stderr_from, world)
         self._process = process
 
     async def wait(self) -> int:
@@ -74,8 +107,8 @@ class LocalProcess(Worker):
 class AdoptedProcess(Worker):
     """A worker started by an earlier server: not this server's child, so it is watched by polling."""
 
-    def __init__(self, process: psutil.Process, stderr_from: int) -> None:
-        super().__init__(process.pid, stderr_from)
+    def __init__(self, process: psutil.Process, stderr_from: int, world: int) -> None:
+        super().__init__(process.pid, stderr_from, world)
         self._process = process
 
     def alive(self) -> bool:
@@ -92,7 +125,10 @@ class AdoptedProcess(Worker):
         return None
 
 
-async def start(job_dir: Path, env: Mapping[str, str], gpus: list[int]) -> LocalProcess:
+async def start(job_dir: Path, env: Mapping[str, str], gpus: list[int], processes: int = 1,
+                preamble: str = "") -> LocalProcess:
+    """Start the job's worker: one process, or `len(gpus)` (several GPUs) or `processes` (the CPU) DDP
+    ranks under torchrun. `preamble` goes first into stdout.log (what the job runs on)."""
     secret = secrets.token_urlsafe(24)
     child_env = dict(env)
     child_env[SECRET_VARIABLE] = secret
@@ -100,22 +136,70 @@ async def start(job_dir: Path, env: Mapping[str, str], gpus: list[int]) -> Local
     # Progress bars would flood the job's log: the dashboard and `run` show progress themselves.
     child_env["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     child_env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    if gpus:
-        child_env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
-    else:
-        child_env["CUDA_VISIBLE_DEVICES"] = ""
-    if len(gpus) > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc-per-node={len(gpus)}", "-m", "finetune_studio.worker", str(job_dir)]
-    else:
-        command = [sys.executable, "-m", "finetune_studio.worker", str(job_dir)]
+    child_env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+    world = len(gpus) if len(gpus) > 1 else processes
+    command = [sys.executable, "-m", "finetune_studio.worker", str(job_dir)]
+    if world > 1:
+        command[1:2] = ["-m", "torch.distributed.run", *torchrun_options(job_dir, world), "-m"]
     with log_path(job_dir, "stdout").open("ab") as stdout, log_path(job_dir, "stderr").open("ab") as stderr:
+        if preamble:
+            stdout.write(preamble.encode() + b"\n")
+            stdout.flush()
         stderr_from = os.fstat(stderr.fileno()).st_size
         process = await asyncio.create_subprocess_exec(
             *command, cwd=job_dir, env=child_env, stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr,
             start_new_session=True)
-    _write_private(job_dir / WORKER_FILE, {"pid": process.pid, "secret": secret, "stderr_from": stderr_from})
-    return LocalProcess(process, stderr_from)
+    _write_private(job_dir / WORKER_FILE, {"pid": process.pid, "secret": secret, "stderr_from": stderr_from,
+                                           "world": world})
+    return LocalProcess(process, stderr_from, world)
+
+
+def torchrun_options(job_dir: Path, world: int) -> list[str]:
+    # Every rank's output goes to its file under ranks/; rank 0's stdout and every rank's stderr are also
+    # copied into torchrun's, prefixed "[rankN]:" (the role's name and the rank).
+    tee = ",".join(f"{rank}:{3 if rank == 0 else 2}" for rank in range(world))
+    return ["--standalone", f"--nproc-per-node={world}", "--role=rank", f"--log-dir={job_dir / 'ranks'}",
+            "--redirects=3", f"--tee={tee}"]
+
+
+@dataclass
+class RankFailure:
+    rank: int
+    exit: str  # "exit code 1", "signal 9 (SIGKILL)"
+    lines: list[str]
+
+
+_ROOT_RANK = re.compile(r"^\s*rank\s*:\s*(\d+)")
+_ROOT_EXIT = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)(?:.*\((SIG\w+)\))?")
+
+
+def rank_failure(stderr: Path, start: int, count: int) -> RankFailure | None:
+    """The rank torchrun names as the first failure (its "Root Cause"), and that rank's last `count`
+    stderr lines; None when torchrun reported none (a single process, or every rank ended well)."""
+    try:
+        with stderr.open("rb") as handle:
+            handle.seek(start)
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    lines = text.splitlines()
+    try:
+        root = max(i for i, line in enumerate(lines) if line.startswith("Root Cause"))
+    except ValueError:
+        return None
+    rank, exit_ = None, "an unknown exit"
+    for line in lines[root:root + 12]:
+        if rank is None and (found := _ROOT_RANK.match(line)):
+            rank = int(found.group(1))
+        elif found := _ROOT_EXIT.match(line):
+            code = int(found.group(1))
+            exit_ = f"signal {-code} ({found.group(2)})" if code < 0 else f"exit code {code}"
+            break
+    if rank is None:
+        return None
+    prefix = f"[rank{rank}]:"
+    own = [line.removeprefix(prefix) for line in lines if line.startswith(prefix)]
+    return RankFailure(rank, exit_, own[-count:])
 
 
 def adopt(job_dir: Path) -> AdoptedProcess | None:
@@ -123,6 +207,7 @@ def adopt(job_dir: Path) -> AdoptedProcess | None:
     try:
         info = json.loads((job_dir / WORKER_FILE).read_text(encoding="utf-8"))
         pid, secret, stderr_from = int(info["pid"]), str(info["secret"]), int(info["stderr_from"])
+        world = int(info.get("world", 1))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no worker was started here (or by a version that did not name it)
     try:
@@ -131,7 +216,7 @@ def adopt(job_dir: Path) -> AdoptedProcess | None:
             return None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None  # gone, or another user's process under a recycled pid
-    return AdoptedProcess(process, stderr_from)
+    return AdoptedProcess(process, stderr_from, world)
 
 
 def _write_private(path: Path, content: dict[str, Any]) -> None:
@@ -140,3 +225,4 @@ def _write_private(path: Path, content: dict[str, Any]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(content, handle)
     os.replace(partial, path)
+
