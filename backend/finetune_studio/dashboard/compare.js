@@ -8,6 +8,7 @@
 import { drawCompare } from "./charts.js";
 import { seriesTitle } from "./format.js";
 import { badge, h, replace } from "./html.js";
+import { showLineageDiff } from "./lineage.js";
 import { chartOrder, emptySeries, MAX_SMOOTHING } from "./series.js";
 import { diffSpecs, jobSettings } from "./specs.js";
 
@@ -60,6 +61,7 @@ export class ComparePage {
     }));
     const chart = h("div", { id: "compare-chart" });
     const diff = h("div", { id: "spec-diff" });
+    const lineage = h("div", { id: "lineage-diff" });  // issue 16: spec, code, data and environment of two runs
     const metricSelect = /** @type {HTMLSelectElement} */ (h("select", { id: "compare-metric", "aria-label": "metric" }));
     const controls = h("div.toolbar", null,
       h("label", null, "Metric", metricSelect),
@@ -72,7 +74,7 @@ export class ComparePage {
         h("div", null, h("h2", null, "Jobs"), jobs.length ? picker : h("div.empty", null, "No jobs yet.")),
         h("div", null, controls,
           picked.length ? chart : h("div.empty", { id: "compare-empty" }, "Tick two or more jobs to overlay their curves."),
-          h("h2", null, "Spec differences"), diff)));
+          h("h2", null, "Spec differences"), diff, lineage)));
 
     const series = await Promise.all(picked.map((id) => this.load(id)));
     const names = chartOrder([...new Set(series.flatMap((s) => Object.keys(s)))]);
@@ -93,6 +95,7 @@ export class ComparePage {
         xMode: "step", revision: this.revision });
     }
     this.renderDiff(diff, picked.map((id) => /** @type {Job} */ (byId.get(id))));
+    await showLineageDiff(lineage, this.deps.api, picked);
   }
 
   /** @param {string} id */

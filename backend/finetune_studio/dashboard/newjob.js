@@ -7,6 +7,7 @@
  * keeping the keys the form does not show (`training.args`, ...).
  */
 
+import { EstimatePanel } from "./estimate.js";
 import { h, replace } from "./html.js";
 
 /** @typedef {import("./api.js").Api} Api */
@@ -140,6 +141,12 @@ export class NewJobPage {
     };
     task.addEventListener("change", renderColumns);
     renderColumns();
+    const estimate = new EstimatePanel(this.deps.api);  // issue 16: will it fit, as the user edits
+    const ask = () => estimate.update(() => this.spec(lora.checked));
+    form.addEventListener("input", ask);
+    form.addEventListener("change", ask);
+    problems.before(estimate.root);
+    ask();
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       await this.submit(form, problems, lora.checked, /** @type {HTMLButtonElement} */ (submit));
