@@ -260,9 +260,10 @@ class Store:
                 step = int(data.get("step", 0))
                 values = data.get("values", {})
                 for name, raw in values.items():
-                    value = _as_float(raw)
+                    # validated (wire._Values): a float or null; anything else is converted or left out
+                    value = finite(raw) if type(raw) is float else None if raw is None else finite(_as_float(raw))
                     if value is not None or raw is None:
-                        points.setdefault(name, []).append((step, finite(value), event.time))
+                        points.setdefault(name, []).append((step, value, event.time))
                 if event.type == "eval":
                     _update_best(conn, job_id, values)
             elif event.type == "progress":
