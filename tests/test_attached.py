@@ -126,3 +126,19 @@ def test_silent_run_is_interrupted_and_a_heartbeat_keeps_a_run_alive(quick_serve
         assert quick_server.client.job(beating).state == "running"
     finally:
         client.close()
+
+
+def test_attached_run_shows_its_device_task_name_and_arguments(server: RunningServer, tiny_bert: Path,
+                                                               tmp_path: Path) -> None:
+    """Issue 17: an attached run showed `Device –`, the task `custom` and its output folder's name."""
+    script = _script(tmp_path, tiny_bert, "pass")
+    script = script.rename(tmp_path / "sentiment_experiment.py")
+    text = script.read_text().replace('StudioCallback(name="my script")', "StudioCallback()")
+    script.write_text(text)
+    completed = subprocess.run([sys.executable, str(script)], cwd=server.data_dir.parent,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    run = _the_run(server)
+    assert (run.name, run.task, run.device) == ("sentiment_experiment", "text-classification", "cpu")
+    assert run.state == "completed" and run.spec is None and run.training_args is not None
+    assert run.training_args["per_device_train_batch_size"] == 8 and run.training_args["num_train_epochs"] == 1

@@ -47,6 +47,28 @@ REDISCOVER_SECONDS = 2.0  # at most one look at server.json per this long while 
 URGENT = frozenset({"metric", "eval", "log", "end"})  # sent as soon as emitted (a chart waits for them)
 
 
+# The task a model class trains for, by the suffix transformers gives its heads.
+_TASK_OF_HEAD = {"ForSequenceClassification": "text-classification", "ForTokenClassification": "token-classification",
+                 "ForQuestionAnswering": "question-answering", "ForCausalLM": "causal-lm",
+                 "ForConditionalGeneration": "seq2seq", "ForSeq2SeqLM": "seq2seq", "EncoderDecoderModel": "seq2seq"}
+
+
+def task_of(model: Any) -> str:
+    """An attached run's task, from its model's class (a peft wrapper is looked through); else "custom"."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    name = type(base).__name__ if base is not None else ""
+    return next((task for suffix, task in _TASK_OF_HEAD.items() if name.endswith(suffix)), "custom")
+
+
+def run_name(args: Any) -> str:
+    """An attached run's name: the TrainingArguments' run_name when the user set one, else the script's."""
+    given = getattr(args, "run_name", None)
+    if given and given != args.output_dir:
+        return str(given)
+    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c") else ""
+    return script or Path(args.output_dir or "run").name
+
+
 class ReporterClient:
     """Sends events of one job attempt; spools what cannot be sent.
 
@@ -214,7 +236,7 @@ class StudioCallback(TrainerCallback):
         self._start_step = 0
 
     # -- attached runs ---------------------------------------------------------------------------
-    def _open_run(self, args: Any) -> ReporterClient:
+    def _open_run(self, args: Any, model: Any = None) -> ReporterClient:
         spool = Path(args.output_dir or ".") / "finetune-studio-spool.jsonl"
         job_id = None
         url: str | None = None
@@ -232,10 +254,10 @@ class StudioCallback(TrainerCallback):
             config = {k: v for k, v in args.to_dict().items() if isinstance(v, str | int | float | bool)}
             try:
                 response = httpx.post(f"{url}/api/runs", json={
-                    "name": self.name or Path(args.output_dir or "run").name, "task": "custom",
+                    "name": self.name or run_name(args), "task": task_of(model),
                     "output_dir": str(Path(args.output_dir or ".").resolve()), "training_args": config,
-                    "pid": os.getpid()}, headers={"Authorization": f"Bearer {token}"}, timeout=10,
-                    trust_env=False)
+                    "pid": os.getpid(), "device": str(args.device)},
+                    headers={"Authorization": f"Bearer {token}"}, timeout=10, trust_env=False)
                 response.raise_for_status()
                 job_id = response.json()["id"]
                 # Its own spool: another run's (an earlier script without a server) is never replayed into it.
@@ -286,7 +308,7 @@ class StudioCallback(TrainerCallback):
     # -- TrainerCallback -------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.client is None and state.is_world_process_zero:
-            self.client = self._open_run(args)
+            self.client = self._open_run(args, kwargs.get("model"))
             self._watch_exit()
         self._started_at = time.time()
         self._start_step = state.global_step
