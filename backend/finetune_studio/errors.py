@@ -43,9 +43,17 @@ class SpecError(StudioError):
 
 
 class DataError(StudioError):
-    """The data does not fit the task: a missing column, an empty split, a bad row."""
+    """The data does not fit the task: a missing column, an empty split, a bad row. `field` names the key of
+    the spec to blame (`data.label_column`), for the 422 at submit; the worker raises the same errors."""
 
     type = "data_error"
+
+    def __init__(self, message: str, hint: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.field = field
+
+    def to_problem(self) -> FieldProblem:
+        return FieldProblem(self.field or "data", f"{self.message}; {self.hint}" if self.hint else self.message)
 
 
 class NotFound(StudioError):

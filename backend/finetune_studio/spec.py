@@ -37,9 +37,15 @@ def storable(value: T) -> T:
     return value
 
 
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("a path cannot hold a NUL character")
+    return value
+
+
 # Bounded strings and integers: a 100 MB job name was once stored and listed on every GET /api/jobs.
 Name = Annotated[str, Field(max_length=200), AfterValidator(storable)]
-PathText = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(storable)]
+PathText = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(storable), AfterValidator(_no_nul)]
 Column = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable)]
 Small = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
@@ -152,6 +158,18 @@ class ResourcesSpec(_Strict):
         return self
 
 
+class DebugSpec(_Strict):
+    """Catch training going wrong at the step it goes wrong (`anomaly.py`)."""
+
+    break_on: list[Literal["nan", "spike", "grad_spike"]] = Field(
+        default_factory=list, max_length=3, description="nan: non-finite loss, logits or gradients; spike: a loss "
+        "jump; grad_spike: a gradient-norm jump. With a debugger attached the process stops there")
+    on_anomaly: Literal["continue", "stop"] = Field(
+        "continue", description="without a debugger: save the batch and a checkpoint, then go on or fail the job")
+    spike_z: float = Field(8.0, gt=0, le=1e6, description="robust z-score (median and MAD) that counts as a spike")
+    grad_z: float = Field(8.0, gt=0, le=1e6, description="the same for the gradient norm")
+    window: int = Field(50, ge=5, le=100_000, description="recent steps the z-scores compare against")
+
 
 class JobSpec(_Strict):
     """A fine-tuning job."""
@@ -163,6 +181,7 @@ class JobSpec(_Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     lora: LoraSpec | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    debug: DebugSpec = Field(default_factory=DebugSpec)
 
     @model_validator(mode="after")
     def _default_name(self) -> JobSpec:
@@ -184,7 +203,7 @@ def _model_at(path: tuple[Any, ...]) -> type[BaseModel]:
     for part in path[:-1]:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
-        for candidate in (DataSpec, TrainingSpec, LoraSpec, ResourcesSpec):
+        for candidate in (DataSpec, TrainingSpec, LoraSpec, ResourcesSpec, DebugSpec):
             if annotation is candidate or (annotation is not None and candidate in getattr(annotation, "__args__", ())):
                 model = candidate
                 break
@@ -203,7 +222,8 @@ def problems_of(error: ValidationError) -> list[FieldProblem]:
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             if "input" in item and item["type"] not in ("model_type",):
-                message += f" (got {item['input']!r})"
+                given = repr(item["input"])
+                message += f" (got {given if len(given) <= 200 else given[:200] + '...'})"
         problems.append(FieldProblem(dotted, message))
     return problems
 
@@ -252,7 +272,11 @@ def check_files(spec: JobSpec) -> None:
     if model.is_absolute():
         if not model.is_dir():
             problems.append(FieldProblem("model", f"no such model folder: {model}"))
-        elif not (model / "config.json").is_file() and not (model / "adapter_config.json").is_file():
+        elif (model / "config.json").is_file():
+            problem = _model_config_problem(model / "config.json")
+            if problem:
+                problems.append(FieldProblem("model", problem))
+        elif not (model / "adapter_config.json").is_file():
             problems.append(FieldProblem(
                 "model", f"{model} has no config.json: give a folder saved with save_pretrained()"))
     else:
@@ -263,13 +287,69 @@ def check_files(spec: JobSpec) -> None:
         problems.append(FieldProblem(
             "lora.quantize", "4-bit QLoRA needs a CUDA GPU and bitsandbytes; this machine has no GPU: "
             "remove quantize to train plain LoRA on the CPU"))
+    problems += training_args_problems(spec.training.args)
     if problems:
         raise SpecError(problems)
+
+
+def _model_config_problem(config: Path) -> str | None:
+    """A config.json that `from_pretrained` would misread (`{}` once failed an hour later with a message
+    about sentencepiece)."""
+    import json
+
+    try:
+        content = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"{config} is not readable JSON ({error}): give a folder saved with save_pretrained()"
+    model_type = content.get("model_type") if isinstance(content, dict) else None
+    if not isinstance(model_type, str) or not model_type:
+        return (f"{config} is not a model configuration (it names no model_type): give a folder saved with "
+                "save_pretrained()")
+    from transformers import CONFIG_MAPPING
+
+    if model_type not in CONFIG_MAPPING:
+        close = difflib.get_close_matches(model_type, list(CONFIG_MAPPING.keys()), n=1)
+        return (f"{config}: model_type {model_type!r} is not one this transformers knows"
+                + (f"; did you mean {close[0]!r}?" if close else ""))
+    return None
+
+
+# Arguments whose value the studio decides: the job's checkpoints stay in its folder, where resume finds them.
+_OWN_ARGS = {"output_dir": "a job's checkpoints go to its own folder (<job>/checkpoints), where resume finds "
+                           "them; the trained model is saved to the job's output_dir: remove training.args.output_dir"}
+
+
+def training_args_problems(args: dict[str, Any]) -> list[FieldProblem]:
+    """`[training.args]` keys that TrainingArguments (Seq2SeqTrainingArguments, which the worker builds)
+    does not take, with a "did you mean", and those the studio sets itself; found at submit, not as a
+    TypeError in the worker."""
+    import dataclasses
+
+    from transformers import Seq2SeqTrainingArguments
+
+    known = [f.name for f in dataclasses.fields(Seq2SeqTrainingArguments) if f.init]
+    problems = []
+    for key in args:
+        if key in _OWN_ARGS:
+            problems.append(FieldProblem(f"training.args.{key}", _OWN_ARGS[key]))
+        elif key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            problems.append(FieldProblem(f"training.args.{key}", "not an argument of TrainingArguments" + (
+                f"; did you mean {close[0]!r}?" if close else "; see the transformers docs for TrainingArguments")))
+    return problems
 
 
 def _hub_model_problem(model_id: str) -> str | None:
     import os
 
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils._validators import validate_repo_id
+
+    try:
+        validate_repo_id(model_id)
+    except HFValidationError:
+        return (f"{model_id!r} is neither a local folder nor a hub id (like 'org/name'): give the path of a folder "
+                "saved with save_pretrained()")
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("1", "true", "TRUE", "yes"):
         return None
     from huggingface_hub import try_to_load_from_cache

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from .. import batches
-from ..errors import NotFound
+from ..errors import NotFound, SpecError
 from ..spec import check_files, parse_spec
+from ..tasks import check_data
 from ..wire import INT64_MAX, Job, JobList, Logs, Metrics, StepBatch, StreamEvent
 from .deps import JobDep, JobsDep, SchedulerDep, SettingsDep, StoreDep
 
@@ -20,6 +21,9 @@ router = APIRouter()
 def submit(body: dict[str, Any], jobs: JobsDep, scheduler: SchedulerDep, settings: SettingsDep) -> Job:
     spec = parse_spec(body, settings.project_dir)
     check_files(spec)
+    problems = check_data(spec)  # what the worker would meet in the data, found now rather than in an hour
+    if problems:
+        raise SpecError(problems)
     scheduler.check_resources(spec)
     job = jobs.submit(spec)
     scheduler.wake()

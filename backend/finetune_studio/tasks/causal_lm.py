@@ -23,7 +23,7 @@ from .. import lora
 from ..errors import DataError
 from ..spec import DataSpec, JobSpec
 from . import EVAL_SAMPLES, IGNORED, Prepared, load_tokenizer
-from .data import DataProblem, load_data, read_table, training_table
+from .data import load_data, read_table, training_table
 
 SAMPLE_NEW_TOKENS = 64  # generated per eval sample: enough to read a response, cheap on a CPU
 
@@ -45,8 +45,8 @@ def columns(data: DataSpec) -> dict[str, str | None]:
     if (data.prompt_column is None) != (data.response_column is None):
         given = "prompt_column" if data.prompt_column is not None else "response_column"
         missing = "response_column" if given == "prompt_column" else "prompt_column"
-        raise DataProblem(f"data.{missing}", "give both data.prompt_column and data.response_column, or neither "
-                          "(and a text_column)", hint=f"data.{given} is set: set data.{missing} too, or remove it")
+        raise DataError("give both data.prompt_column and data.response_column, or neither (and a text_column)",
+                        hint=f"data.{given} is set: set data.{missing} too, or remove it", field=f"data.{missing}")
     if data.prompt_column:
         return {"prompt_column": data.prompt_column, "response_column": data.response_column}
     return {"text_column": data.text_column}

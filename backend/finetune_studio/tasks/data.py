@@ -22,17 +22,6 @@ _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".
 UTF8_HINT = "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
 
 
-class DataProblem(DataError):
-    """A DataError that knows which field of the spec to blame (`data.label_column`), for the 422 at submit."""
-
-    def __init__(self, field: str, message: str, hint: str) -> None:
-        super().__init__(message, hint)
-        self.field = field
-
-    def to_problem(self) -> FieldProblem:
-        return FieldProblem(self.field, f"{self.message}; {self.hint}")
-
-
 @dataclass
 class TaskData:
     """The checked splits, rows numbered; `names` are the classes of tasks that have them."""
@@ -134,8 +123,9 @@ def require_columns(table: Any, path: str, **columns: str | None) -> None:
     existing = list(table.column_names)
     for key, name in columns.items():
         if name is not None and name not in existing:
-            raise DataProblem(f"data.{key}", f"{path} has no column {name!r} (data.{key})",
-                              hint=f"its columns are: {', '.join(existing)}; set data.{key} to one of them")
+            raise DataError(f"{path} has no column {name!r} (data.{key})",
+                            hint=f"its columns are: {', '.join(existing)}; set data.{key} to one of them",
+                            field=f"data.{key}")
 
 
 def checked_table(name: str, path: str, data: DataSpec, field: str) -> Any:
@@ -148,37 +138,39 @@ def checked_table(name: str, path: str, data: DataSpec, field: str) -> Any:
         table = cached_read(name, path, data)
         require_columns(table, path, **task.columns(data))
         task.check_rows(table, path, data)
-    except DataProblem:
-        raise
     except DataError as error:
-        raise DataProblem(field, error.message, error.hint or "") from None
+        if error.field is None:
+            raise DataError(error.message, error.hint, field) from None
+        raise
     except OSError as error:
-        raise DataProblem(field, f"{path}: {error.strerror}", hint="give the path of a readable data file") from None
+        raise DataError(f"{path}: {error.strerror}", hint="give the path of a readable data file",
+                        field=field) from None
     return table
 
 
 def unknown_eval_labels(names: list[str], eval_labels: set[str], path: str, what: str = "labels") -> None:
     unknown = sorted(eval_labels - set(names))
     if unknown:
-        raise DataProblem("data.eval", f"{path}: eval {what} {unknown[:10]} never occur in training",
-                          hint=f"every eval {what.removesuffix('s')} must also appear in the training data")
+        raise DataError(f"{path}: eval {what} {unknown[:10]} never occur in training",
+                        hint=f"every eval {what.removesuffix('s')} must also appear in the training data",
+                        field="data.eval")
 
 
-def eval_problem(spec: JobSpec) -> DataProblem | None:
+def eval_problem(spec: JobSpec) -> DataError | None:
     """Evaluation asked for, with nothing to evaluate on (the Trainer would refuse it at its start)."""
     data = spec.data
     if spec.training.eval_strategy == "no" or data.eval is not None or data.eval_fraction is not None:
         return None
-    return DataProblem("data.eval", f"training.eval_strategy is {spec.training.eval_strategy!r} but there is no "
-                       "evaluation data", hint="set data.eval to a file, or data.eval_fraction = 0.1 to hold out "
-                       "a tenth of the training data, or training.eval_strategy = \"no\"")
+    return DataError(f"training.eval_strategy is {spec.training.eval_strategy!r} but there is no evaluation data",
+                     hint="set data.eval to a file, or data.eval_fraction = 0.1 to hold out a tenth of the training "
+                     "data, or training.eval_strategy = \"no\"", field="data.eval")
 
 
-def holdout_problem(train: Any, eval_fraction: float | None) -> DataProblem | None:
+def holdout_problem(train: Any, eval_fraction: float | None) -> DataError | None:
     if eval_fraction is None or len(train) >= 2:
         return None
-    return DataProblem("data.eval_fraction", "the training file has one row: nothing is left to hold out for "
-                       "data.eval_fraction", hint="give more rows, or a separate data.eval file")
+    return DataError("the training file has one row: nothing is left to hold out for data.eval_fraction",
+                     hint="give more rows, or a separate data.eval file", field="data.eval_fraction")
 
 
 def with_rows(table: Any) -> Any:
@@ -187,7 +179,7 @@ def with_rows(table: Any) -> Any:
 
 
 def load_data(spec: JobSpec) -> TaskData:
-    """The checked, split and numbered data of the job; raises the first DataProblem."""
+    """The checked, split and numbered data of the job; raises the first DataError."""
     from . import load_task
 
     data = spec.data
@@ -210,19 +202,19 @@ def problems(spec: JobSpec) -> list[FieldProblem]:
     from . import load_task
 
     data = spec.data
-    found: list[DataProblem | None] = [eval_problem(spec)]
+    found: list[DataError | None] = [eval_problem(spec)]
     tables: dict[str, Any] = {}
     for field, path in (("data.train", data.train), ("data.eval", data.eval)):
         if path is not None:
             try:
                 tables[field] = checked_table(spec.task, path, data, field)
-            except DataProblem as problem:
+            except DataError as problem:
                 found.append(problem)
     train = tables.get("data.train")
     if train is not None:
         try:
             load_task(spec.task).label_names(train, tables.get("data.eval"), data)
-        except DataProblem as problem:
+        except DataError as problem:
             found.append(problem)
         found.append(holdout_problem(train, data.eval_fraction))
     # a bad key (causal-lm's prompt without response) is found in both files: report it once

@@ -16,7 +16,7 @@ from .. import lora
 from ..errors import DataError
 from ..spec import DataSpec, JobSpec
 from . import EVAL_SAMPLES, Prepared, first, load_tokenizer
-from .data import DataProblem, load_data, read_table, training_table, unknown_eval_labels
+from .data import load_data, read_table, training_table, unknown_eval_labels
 
 
 def read(path: str, data: DataSpec) -> Any:
@@ -41,26 +41,28 @@ def label_names(train: Any, evaluation: Any | None, data: DataSpec) -> list[str]
     values = list(train[column])
     for row, value in enumerate(values):
         if value is None or (isinstance(value, float) and np.isnan(value)):
-            raise DataProblem("data.label_column", f"{path}, row {row + 1}: the label ({column!r}) is empty",
-                              hint="give every example a label, or remove the row")
+            raise DataError(f"{path}, row {row + 1}: the label ({column!r}) is empty",
+                            hint="give every example a label, or remove the row", field="data.label_column")
     distinct = sorted(set(values), key=lambda v: (str(type(v)), v))
     integers = [v for v in distinct if isinstance(v, int | np.integer) and not isinstance(v, bool)]
     if integers and len(integers) < len(distinct):
         others = [v for v in distinct if v not in integers]
-        raise DataProblem(
-            "data.label_column", f"{path}: the labels in {column!r} mix integers {integers[:5]} and other values "
-            f"{others[:5]}", hint="write every label the same way: all names (strings), or all integers 0..N-1")
+        raise DataError(
+            f"{path}: the labels in {column!r} mix integers {integers[:5]} and other values {others[:5]}",
+            hint="write every label the same way: all names (strings), or all integers 0..N-1",
+            field="data.label_column")
     if integers:
         numbers = [int(v) for v in distinct]
         if numbers != list(range(len(numbers))):
-            raise DataProblem(
-                "data.label_column", f"{path}: integer labels in {column!r} must be 0..N-1; found {numbers[:20]}",
-                hint="renumber the labels from 0 without gaps, or write them as strings (names)")
+            raise DataError(
+                f"{path}: integer labels in {column!r} must be 0..N-1; found {numbers[:20]}",
+                hint="renumber the labels from 0 without gaps, or write them as strings (names)",
+                field="data.label_column")
     names = [str(v) for v in distinct]
     if len(names) < 2:
-        raise DataProblem("data.label_column", f"{path}: every label in {column!r} is {names[0]!r}: "
-                          "classification needs at least two classes",
-                          hint="add examples of other classes, or set data.label_column to another column")
+        raise DataError(f"{path}: every label in {column!r} is {names[0]!r}: classification needs at least two classes",
+                        hint="add examples of other classes, or set data.label_column to another column",
+                        field="data.label_column")
     if evaluation is not None:
         unknown_eval_labels(names, {str(v) for v in evaluation[column]}, data.eval or path)
     return names
