@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import stat
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from conftest import RunningServer, start_server
@@ -216,3 +218,58 @@ def test_damaged_rows_never_take_the_listing_or_the_start_down(tmp_path: Path) -
         assert second.client.job(broken).name == "broken"
     finally:
         second.stop()
+
+
+# -- captures: a total budget, oldest first; delete; pages ------------------------------------------------
+def _capture(server: RunningServer, name: str, floats: int = 16) -> str:
+    data = base64.b64encode(np.arange(floats, dtype="<f4").tobytes()).decode()
+    summary = {"kind": "tensor", "shape": [floats], "dtype": "float32", "device": "cpu", "numel": floats,
+               "bytes": floats * 4, "text": name}
+    body = {"name": name, "kind": "tensor", "summary": summary,
+            "arrays": {"preview": {"shape": [floats], "data": data}}}
+    return str(server.client.request("POST", "/api/tensors", json=body)["id"])
+
+
+def _status(server: RunningServer, path: str) -> int:
+    return server.client.http.get(path).status_code
+
+
+def test_captures_stay_within_their_budget_oldest_first(tmp_path: Path) -> None:
+    """Regression: 1,010 captures took 1 GB with no retention and no total cap."""
+    server = start_server(tmp_path / ".finetune-studio", extra_env={"FINETUNE_STUDIO_CAPTURE_BUDGET_MB": "1"})
+    try:
+        ids = [_capture(server, f"c{i}", floats=75_000) for i in range(6)]  # 300 KB each
+        files = list((server.data_dir / "tensors").glob("*.safetensors"))
+        assert sum(f.stat().st_size for f in files) <= 1 << 20
+        kept = [t["id"] for t in server.client.request("GET", "/api/tensors")["tensors"]]
+        assert kept == ids[::-1][:len(kept)] and 2 <= len(kept) < 6  # the newest, newest first
+        assert _status(server, f"/api/tensors/{ids[0]}") == 404 and _status(server, f"/api/tensors/{ids[-1]}") == 200
+        assert {f.stem for f in files} == set(kept)
+    finally:
+        server.stop()
+
+
+def test_a_capture_can_be_deleted(shared: RunningServer) -> None:
+    capture = _capture(shared, "to delete")
+    assert shared.client.http.delete(f"/api/tensors/{capture}").status_code == 204
+    assert _status(shared, f"/api/tensors/{capture}") == 404
+    assert not (shared.data_dir / "tensors" / f"{capture}.safetensors").exists()
+    assert shared.client.http.delete(f"/api/tensors/{capture}").status_code == 404
+
+
+def test_captures_are_listed_a_page_at_a_time(shared: RunningServer) -> None:
+    """Regression: GET /api/tensors stopped at 1,000 with no way to the rest."""
+    made_in_order = [_capture(shared, f"page {i}") for i in range(5)]
+    made = set(made_in_order)
+    seen: list[str] = []
+    before: int | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 2} if before is None else {"limit": 2, "before": before}
+        page = shared.client.request("GET", "/api/tensors", params=params)
+        assert len(page["tensors"]) <= 2
+        seen += [t["id"] for t in page["tensors"]]
+        before = page["next"]
+        if before is None:
+            break
+    assert made <= set(seen) and len(seen) == len(set(seen))
+    assert [i for i in seen if i in made] == made_in_order[::-1]  # newest first

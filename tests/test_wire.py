@@ -59,6 +59,9 @@ SUMMARY = wire.TensorSummary(kind="tensor", shape=[2, 2], dtype="torch.float32",
 TENSOR_INFO = wire.TensorInfo(id="20261130-101500-a1b2c3", name="outputs.logits", kind="tensor",
                               created_at=1764497700.0, bytes=612, summary=SUMMARY)
 
+PROBLEM = wire.Problem(loc=["training", "lerning_rate"], field="training.lerning_rate",
+                       msg="unknown key; did you mean 'learning_rate'?")
+
 EXAMPLES: dict[str, BaseModel] = {
     "Progress": PROGRESS,
     "JobError": JOB.error,  # type: ignore[dict-item]
@@ -96,6 +99,9 @@ EXAMPLES: dict[str, BaseModel] = {
     "ServerInfo": wire.ServerInfo(url="http://127.0.0.1:51234", token="s3cr3t-t0ken-abcdefgh", pid=31337,
                                   version="0.1.0"),
     "JobSpec": SPEC,
+    "Problem": PROBLEM,
+    "ErrorBody": wire.ErrorBody(detail=[PROBLEM], type="invalid_spec",
+                                hint="fix the named fields of finetune.toml (or the form) and submit again"),
     "ArrayData": ARRAY,
     "HistogramData": HISTOGRAM,
     "TensorSummary": SUMMARY,
@@ -103,7 +109,7 @@ EXAMPLES: dict[str, BaseModel] = {
                                         view={"preview_shape": [2, 2], "pool": [1, 1], "slice": None},
                                         arrays={"preview": ARRAY}),
     "TensorInfo": TENSOR_INFO,
-    "TensorList": wire.TensorList(tensors=[TENSOR_INFO]),
+    "TensorList": wire.TensorList(tensors=[TENSOR_INFO], next=41),
     "TensorDetail": wire.TensorDetail(**TENSOR_INFO.model_dump(), view={"preview_shape": [2, 2]},
                                       arrays={"preview": ARRAY}),
 }

@@ -97,6 +97,35 @@ class Guard:
         return origin in (f"http://{host}", f"https://{host}") and is_loopback(_host_name(host))
 
 
+def document(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add to an OpenAPI document what the guard answers before any route (401, 403, 413, 415), and give
+    every error answer the ErrorBody (FastAPI's own 422 model lacks `type` and `hint`). Idempotent."""
+    from .wire import ERROR_STATUSES, ErrorBody, with_models
+
+    components = with_models(schema, ErrorBody)["components"]["schemas"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            statuses = {403}
+            if path.startswith("/api/") and path not in OPEN_PATHS:
+                statuses.add(401)
+            if method.upper() in UNSAFE_METHODS:
+                statuses |= {413, 415}
+            if "{" in path:
+                statuses.add(404)
+            if operation.get("parameters") or operation.get("requestBody"):
+                statuses.add(422)
+            if operation.get("requestBody"):
+                statuses.add(400)  # a body that is not JSON at all
+            responses = operation.setdefault("responses", {})
+            for status in sorted(statuses | {int(s) for s in responses if s.isdigit() and int(s) >= 400}):
+                responses[str(status)] = {
+                    "description": responses.get(str(status), {}).get("description") or ERROR_STATUSES[status],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    return schema
+
+
 def _host_name(host: str) -> str:
     if host.startswith("["):
         return host.split("]")[0] + "]"

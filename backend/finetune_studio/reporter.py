@@ -131,9 +131,8 @@ class ReporterClient:
         with self._sending:
             with self._lock:
                 events, self._pending = self._pending, []
-            for start in range(0, len(events), MAX_BATCH):  # a burst (a fast loop) goes as several batches
-                part = events[start:start + MAX_BATCH]
-                batch = IngestBatch(attempt=self.attempt, events=part).model_dump(mode="json")
+            if events:
+                batch = IngestBatch(attempt=self.attempt, events=events).model_dump(mode="json")
                 if self.spool_path.exists() or not self._send(batch):
                     self._spool(batch)
             if self.spool_path.exists():

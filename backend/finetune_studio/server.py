@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from . import __version__
 from .broker import Broker
 from .captures import Captures
 from .errors import SpecError, StudioError
-from .guard import Guard
+from .guard import Guard, document
 from .jobs import Jobs
 from .routes import jobs as job_routes
 from .routes import pages, runs, streams, system, tensors
@@ -29,6 +31,7 @@ from .scheduler import Scheduler
 from .settings import Settings
 from .store import Store
 from .watchdog import Watchdog, silence_seconds
+from .wire import TensorCapture, with_models
 
 
 def create_app(settings: Settings, url: str) -> FastAPI:
@@ -54,9 +57,10 @@ def create_app(settings: Settings, url: str) -> FastAPI:
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings, app.state.store, app.state.broker = settings, store, broker
     app.state.jobs, app.state.scheduler = jobs, scheduler
-    app.state.captures = Captures(store, settings.data_dir / "tensors")
+    app.state.captures = Captures(store, settings.data_dir / "tensors", settings.capture_budget_bytes)
     app.add_exception_handler(StudioError, _studio_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_middleware(Guard, settings=settings)
 
     api = APIRouter(prefix="/api")
@@ -66,7 +70,17 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.include_router(api)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.DASHBOARD_DIR), name="static")
+    plain_openapi = app.openapi
+    # + what the guard answers, and the capture body that routes/tensors.py reads itself
+    app.openapi = lambda: with_models(document(plain_openapi()), TensorCapture)  # type: ignore[method-assign]
     return app
+
+
+async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own refusals (a body that is not JSON, a method a path does not take) in the
+    shape of every other error answer."""
+    return JSONResponse({"detail": error.detail, "type": HTTPStatus(error.status_code).name.lower(), "hint": None},
+                        status_code=error.status_code, headers=error.headers)
 
 
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

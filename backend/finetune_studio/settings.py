@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _megabytes(variable: str, default: int) -> int:
+    """An environment variable holding megabytes, in bytes; a bad value fails the start naming it."""
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default << 20
+    try:
+        return int(float(raw) * (1 << 20))
+    except (ValueError, OverflowError):
+        raise ValueError(f"{variable}={raw!r} is not a number of megabytes (default {default})") from None
+
+
 @dataclass
 class Settings:
     data_dir: Path
@@ -31,6 +43,8 @@ class Settings:
     max_events_bytes: int = 16 << 20  # a reporter's batch (POST /api/jobs/{id}/events)
     max_capture_bytes: int = 32 << 20  # one captured tensor (POST /api/tensors); debug.capture stays far below
     idle_timeout: float = 1800.0  # seconds without a running job or a client before the server stops; 0: never
+    # all captured tensors together; the oldest go first when a new one passes it
+    capture_budget_bytes: int = field(default_factory=lambda: _megabytes("FINETUNE_STUDIO_CAPTURE_BUDGET_MB", 2048))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -42,6 +56,9 @@ class Settings:
         if not self.idle_timeout >= 0:
             raise ValueError(f"idle timeout {self.idle_timeout} is negative: give seconds, or 0 to never stop when "
                              "idle")
+        if self.capture_budget_bytes < 1 << 20:
+            raise ValueError(f"capture budget {self.capture_budget_bytes} bytes is below 1 MiB: give "
+                             "FINETUNE_STUDIO_CAPTURE_BUDGET_MB as a number of megabytes (default 2048)")
         if len(self.token) < 16:
             raise ValueError("token is shorter than 16 characters: use a longer random token or omit it")
 

@@ -11,13 +11,14 @@ from .. import batches
 from ..errors import NotFound, SpecError
 from ..spec import check_files, parse_spec
 from ..tasks import check_data
-from ..wire import INT64_MAX, Job, JobList, Logs, Metrics, StepBatch, StreamEvent
+from ..wire import INT64_MAX, Job, JobList, Logs, Metrics, StepBatch, StreamEvent, error_responses
 from .deps import JobDep, JobsDep, SchedulerDep, SettingsDep, StoreDep
 
 router = APIRouter()
 
 
-@router.post("/jobs", status_code=201)
+@router.post("/jobs", status_code=201, openapi_extra={"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}}}}})
 def submit(body: dict[str, Any], jobs: JobsDep, scheduler: SchedulerDep, settings: SettingsDep) -> Job:
     spec = parse_spec(body, settings.project_dir)
     check_files(spec)
@@ -40,19 +41,19 @@ def get_job(job: JobDep) -> Job:
     return job
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel", responses=error_responses(409))
 async def cancel(job_id: str, scheduler: SchedulerDep) -> Job:
     return await scheduler.cancel(job_id)
 
 
-@router.post("/jobs/{job_id}/resume")
+@router.post("/jobs/{job_id}/resume", responses=error_responses(409))
 def resume(job_id: str, jobs: JobsDep, scheduler: SchedulerDep) -> Job:
     job = jobs.resume(job_id)
     scheduler.wake()
     return job
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
+@router.delete("/jobs/{job_id}", status_code=204, responses=error_responses(409))
 def delete(job_id: str, jobs: JobsDep, files: bool = False) -> None:
     jobs.delete(job_id, files)
 
