@@ -135,3 +135,27 @@ def worker_pid(server: RunningServer, job_id: str) -> int:
     """torchrun's pid, from the worker file the executor writes."""
     info = json.loads((server.data_dir / "jobs" / job_id / "worker.json").read_text(encoding="utf-8"))
     return int(info["pid"])
+
+
+def test_a_job_asking_for_more_than_the_machine_has_is_refused_naming_the_field(
+        shared_server: RunningServer, tiny_spec: dict[str, Any]) -> None:
+    tiny_spec["resources"] = {"gpus": 2}
+    response = shared_server.client.http.post("/api/jobs", json=tiny_spec)
+    assert response.status_code == 422
+    assert "resources.gpus" in response.text and "this machine has 0" in response.text
+
+
+def test_resource_problems_name_the_field_and_the_fix(tiny_spec: dict[str, Any]) -> None:
+    from finetune_studio.scheduler import resource_problems
+    from finetune_studio.spec import JobSpec
+
+    ray = JobSpec.model_validate({**tiny_spec, "resources": {"executor": "ray"}})
+    [problem] = resource_problems(ray, 0, ray_installed=False)
+    assert problem.field == "resources.executor" and 'pip install "finetune-studio[ray]"' in problem.message
+    assert resource_problems(ray, 0, ray_installed=True) == []
+    cpu = JobSpec.model_validate({**tiny_spec, "resources": {"processes": 4}})
+    assert resource_problems(cpu, 0, ray_installed=False) == []
+    [problem] = resource_problems(cpu, 2, ray_installed=False)
+    assert problem.field == "resources.processes" and "resources.gpus = 2" in problem.message
+    with pytest.raises(ValueError, match="either gpus"):
+        JobSpec.model_validate({**tiny_spec, "resources": {"processes": 2, "gpus": 2}})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -150,20 +151,9 @@ class Scheduler:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def check_resources(self, spec: JobSpec) -> None:
-        wanted = spec.resources.gpus
-        if spec.resources.executor == "ray":
-            raise SpecError([FieldProblem(
-                "resources.executor", "the Ray executor is not available in this version: use \"local\" "
-                "(one machine, one job per GPU)")])
-        found = len(self.slots.gpus)
-        if isinstance(wanted, int) and wanted > max(1, found):
-            raise SpecError([FieldProblem(
-                "resources.gpus", f"asks for {wanted} GPUs but this machine has {found}: use at most "
-                f"{max(1, found)}" + ("" if found else ", or resources.processes for CPU processes"))])
-        if spec.resources.processes > 1 and found:
-            raise SpecError([FieldProblem(
-                "resources.processes", f"CPU processes are for machines without a GPU; this one has {found}: "
-                f"use resources.gpus = {min(found, spec.resources.processes)} (one process per GPU)")])
+        problems = resource_problems(spec, len(self.slots.gpus), importlib.util.find_spec("ray") is not None)
+        if problems:
+            raise SpecError(problems)
 
     async def cancel(self, job_id: str) -> Job:
         job = await run_in_threadpool(self.jobs.get, job_id)
@@ -205,9 +195,10 @@ class Scheduler:
         (job_dir / "result.json").unlink(missing_ok=True)
         assert job.spec is not None  # only managed jobs are queued
         device, preamble = layout(job.spec, gpus)
+        ray = job.spec.resources.executor == "ray"
         try:
             process = await local.start(job_dir, env, gpus, job.spec.resources.processes if not gpus else 1,
-                                        preamble)
+                                        preamble, local.RAY_DRIVER if ray else local.WORKER_MODULE)
         except OSError as error:
             self.slots.release(job.id)
             await run_in_threadpool(self.jobs.change, job.id, state="failed", finished_at=time.time(),
@@ -313,16 +304,39 @@ class Scheduler:
                                   f"lines:\n{tail}", hint="Resume continues from the last checkpoint")
 
 
+def resource_problems(spec: JobSpec, found: int, ray_installed: bool) -> list[FieldProblem]:
+    """What this machine (`found` GPUs, Ray or not) cannot run of `spec.resources`: a 422 at submit."""
+    resources, problems = spec.resources, []
+    if resources.executor == "ray" and not ray_installed:
+        problems.append(FieldProblem(
+            "resources.executor", "the Ray executor needs Ray, which this Python lacks: pip install "
+            "\"finetune-studio[ray]\" (or \"ray[train]\"), or use executor = \"local\""))
+    if isinstance(resources.gpus, int) and resources.gpus > max(1, found):
+        problems.append(FieldProblem(
+            "resources.gpus", f"asks for {resources.gpus} GPUs but this machine has {found}: use at most "
+            f"{max(1, found)}" + ("" if found else ", or resources.processes for CPU processes")))
+    if resources.processes > 1 and found:
+        problems.append(FieldProblem(
+            "resources.processes", f"CPU processes are for machines without a GPU; this one has {found}: "
+            f"use resources.gpus = {min(found, resources.processes)} (one process per GPU)"))
+    return problems
+
+
 def layout(spec: JobSpec, gpus: list[int]) -> tuple[str, str]:
-    """The job's device as shown ("cpu", "cuda:0", "cpu ×2 (gloo)", "cuda:0,cuda:1 (nccl)"), and for
-    several processes a first log line with the per-device and the global batch."""
-    world = len(gpus) if gpus else spec.resources.processes
+    """The job's device as shown ("cpu", "cuda:0", "cpu ×2 (gloo)", "cuda:0,cuda:1 (nccl)", "ray ×2 (CPU,
+    a local Ray)"), and for several processes a first log line with the per-device and the global batch."""
+    resources, t = spec.resources, spec.training
+    world = len(gpus) if gpus else resources.processes
     device = ",".join(f"cuda:{g}" for g in gpus) or "cpu"
-    if world == 1:
-        return device, ""
     backend = "nccl" if gpus else "gloo"
-    device = f"{device} ({backend})" if gpus else f"cpu ×{world} ({backend})"
-    t = spec.training
+    if resources.executor == "ray":
+        world = resources.processes if resources.processes > 1 else len(gpus) or 1
+        where = resources.ray_address or os.environ.get("RAY_ADDRESS") or "a local Ray"
+        device = f"ray ×{world} ({'GPU' if gpus else 'CPU'}, {where})"
+    elif world == 1:
+        return device, ""
+    else:
+        device = f"{device} ({backend})" if gpus else f"cpu ×{world} ({backend})"
     return device, (f"studio: {world} DDP processes ({backend}): batch {t.batch_size} per process × {world} "
                     f"processes × {t.gradient_accumulation_steps} accumulation = global batch "
                     f"{t.batch_size * world * t.gradient_accumulation_steps}")

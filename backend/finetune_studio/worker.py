@@ -116,16 +116,9 @@ def job_spec(job_dir: Path) -> JobSpec:
 
 
 def run(job_dir: Path) -> dict[str, Any]:
-    import torch
-    from transformers import Trainer, TrainerCallback
-    from transformers.utils import logging as transformers_logging
+    """One attempt of the managed job whose folder is `job_dir`, reporting to the server that launched it."""
+    from .reporter import ReporterClient
 
-    from . import lora
-    from .batches import BatchRecorder, recording_trainer
-    from .reporter import ReporterClient, StudioCallback
-    from .tasks import load_task
-
-    transformers_logging.disable_progress_bar()
     spec = job_spec(job_dir)
     attempt = int(os.environ.get("FINETUNE_STUDIO_ATTEMPT", "1"))
     stop = GracefulStop()
@@ -133,6 +126,26 @@ def run(job_dir: Path) -> dict[str, Any]:
     client = ReporterClient(os.environ.get("FINETUNE_STUDIO_URL"), os.environ.get("FINETUNE_STUDIO_TOKEN"),
                             os.environ.get("FINETUNE_STUDIO_JOB"), attempt, job_dir / "spool.jsonl",
                             state_dir=Path(home) if home else None)
+    try:
+        return train_job(spec, job_dir, client, attempt, stop)
+    finally:
+        client.close()
+
+
+def train_job(spec: JobSpec, job_dir: Path, client: Any, attempt: int, stop: GracefulStop,
+              resume_from: str | None = None, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Train `spec` in this process, reporting through `client`: the managed worker's body, and what
+    `finetune-studio train` runs in the user's own process (under a debugger, say)."""
+    import torch
+    from transformers import Trainer, TrainerCallback
+    from transformers.utils import logging as transformers_logging
+
+    from . import lora
+    from .batches import BatchRecorder, recording_trainer
+    from .reporter import StudioCallback
+    from .tasks import load_task
+
+    transformers_logging.disable_progress_bar()
     recorder = BatchRecorder(job_dir, attempt)
     try:
         print(f"attempt {attempt}: preparing {spec.task} with {spec.model}", flush=True)
@@ -155,11 +168,12 @@ def run(job_dir: Path) -> dict[str, Any]:
             model=prepared.model, args=training_arguments(spec, job_dir, prepared.training_args),
             train_dataset=prepared.train_dataset, eval_dataset=prepared.eval_dataset,
             data_collator=prepared.data_collator, processing_class=prepared.tokenizer,
-            compute_metrics=prepared.compute_metrics, callbacks=[callback, HonourStop()],
+            compute_metrics=prepared.compute_metrics, callbacks=[callback, HonourStop(), *(callbacks or [])],
             preprocess_logits_for_metrics=prepared.preprocess_logits_for_metrics)
         trainer.batch_recorder = recorder
         trainer.before_commit = client.flush  # a checkpoint counts only once the points before it are safe
-        resume_from = last_checkpoint(job_dir) if attempt > 1 else None
+        # `resume_from`: a checkpoint the caller restored (a Ray worker restarted after a failure).
+        resume_from = resume_from or (last_checkpoint(job_dir) if attempt > 1 else None)
         if resume_from:
             print(f"resuming from {resume_from}", flush=True)
         trainer.train(resume_from_checkpoint=resume_from)
@@ -185,7 +199,6 @@ def run(job_dir: Path) -> dict[str, Any]:
         return {"state": "failed", "error": error_of(exc)}
     finally:
         recorder.close()
-        client.close()
 
 
 def main() -> int:

@@ -38,6 +38,8 @@ import psutil
 from ..logtail import log_path
 
 WORKER_FILE = "worker.json"
+WORKER_MODULE = "finetune_studio.worker"
+RAY_DRIVER = "finetune_studio.executors.ray"
 SECRET_VARIABLE = "FINETUNE_STUDIO_WORKER_SECRET"
 POLL_SECONDS = 0.5  # how often an adopted worker (not this server's child) is checked for life
 
@@ -45,10 +47,11 @@ POLL_SECONDS = 0.5  # how often an adopted worker (not this server's child) is c
 class Worker:
     """A running worker's process group (and, under torchrun, its ranks): signals, and waiting for its end."""
 
-    def __init__(self, pid: int, stderr_from: int, world: int = 1) -> None:
+    def __init__(self, pid: int, stderr_from: int, world: int = 1, module: str = WORKER_MODULE) -> None:
         self.pid = pid
         self.stderr_from = stderr_from  # where this attempt's lines start in stderr.log
         self.world = world  # processes: more than 1 under torchrun
+        self.module = module  # the worker, or the Ray driver (`executors/ray.py`)
         self.exited = False
 
     def ranks(self) -> list[psutil.Process]:
@@ -74,7 +77,12 @@ class Worker:
         """A graceful stop: a checkpoint, then the end. Under torchrun, the ranks are asked directly: a
         SIGTERM to torchrun would have it kill them 30 s later, whether their checkpoint is done or not."""
         ranks = self.ranks()
-        if not ranks:
+        if self.module == RAY_DRIVER:
+            # A local Ray started by the driver is in its process group and would die at once: the driver
+            # alone is asked, and stops the Ray run gracefully.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+        elif not ranks:
             self.signal(signal.SIGTERM)
         for rank in ranks:
             with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
@@ -94,8 +102,8 @@ class Worker:
 class LocalProcess(Worker):
     """A worker this server started (its child: the exit code is known)."""
 
-    def __init__(self, process: asyncio.subprocess.Process, stderr_from: int, world: int) -> None:
-        super().__init__(process.pid, stderr_from, world)
+    def __init__(self, process: asyncio.subprocess.Process, stderr_from: int, world: int, module: str) -> None:
+        super().__init__(process.pid, stderr_from, world, module)
         self._process = process
 
     async def wait(self) -> int:
@@ -107,8 +115,8 @@ class LocalProcess(Worker):
 class AdoptedProcess(Worker):
     """A worker started by an earlier server: not this server's child, so it is watched by polling."""
 
-    def __init__(self, process: psutil.Process, stderr_from: int, world: int) -> None:
-        super().__init__(process.pid, stderr_from, world)
+    def __init__(self, process: psutil.Process, stderr_from: int, world: int, module: str) -> None:
+        super().__init__(process.pid, stderr_from, world, module)
         self._process = process
 
     def alive(self) -> bool:
@@ -126,9 +134,10 @@ class AdoptedProcess(Worker):
 
 
 async def start(job_dir: Path, env: Mapping[str, str], gpus: list[int], processes: int = 1,
-                preamble: str = "") -> LocalProcess:
+                preamble: str = "", module: str = WORKER_MODULE) -> LocalProcess:
     """Start the job's worker: one process, or `len(gpus)` (several GPUs) or `processes` (the CPU) DDP
-    ranks under torchrun. `preamble` goes first into stdout.log (what the job runs on)."""
+    ranks under torchrun; or (`module` = RAY_DRIVER) the driver of its Ray Train workers. `preamble` goes
+    first into stdout.log (what the job runs on)."""
     secret = secrets.token_urlsafe(24)
     child_env = dict(env)
     child_env[SECRET_VARIABLE] = secret
@@ -137,8 +146,8 @@ async def start(job_dir: Path, env: Mapping[str, str], gpus: list[int], processe
     child_env["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     child_env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     child_env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
-    world = len(gpus) if len(gpus) > 1 else processes
-    command = [sys.executable, "-m", "finetune_studio.worker", str(job_dir)]
+    world = 1 if module == RAY_DRIVER else len(gpus) if len(gpus) > 1 else processes
+    command = [sys.executable, "-m", module, str(job_dir)]
     if world > 1:
         command[1:2] = ["-m", "torch.distributed.run", *torchrun_options(job_dir, world), "-m"]
     with log_path(job_dir, "stdout").open("ab") as stdout, log_path(job_dir, "stderr").open("ab") as stderr:
@@ -150,8 +159,8 @@ async def start(job_dir: Path, env: Mapping[str, str], gpus: list[int], processe
             *command, cwd=job_dir, env=child_env, stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr,
             start_new_session=True)
     _write_private(job_dir / WORKER_FILE, {"pid": process.pid, "secret": secret, "stderr_from": stderr_from,
-                                           "world": world})
-    return LocalProcess(process, stderr_from, world)
+                                           "world": world, "module": module})
+    return LocalProcess(process, stderr_from, world, module)
 
 
 def torchrun_options(job_dir: Path, world: int) -> list[str]:
@@ -207,7 +216,7 @@ def adopt(job_dir: Path) -> AdoptedProcess | None:
     try:
         info = json.loads((job_dir / WORKER_FILE).read_text(encoding="utf-8"))
         pid, secret, stderr_from = int(info["pid"]), str(info["secret"]), int(info["stderr_from"])
-        world = int(info.get("world", 1))
+        world, module = int(info.get("world", 1)), str(info.get("module", WORKER_MODULE))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no worker was started here (or by a version that did not name it)
     try:
@@ -216,7 +225,7 @@ def adopt(job_dir: Path) -> AdoptedProcess | None:
             return None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None  # gone, or another user's process under a recycled pid
-    return AdoptedProcess(process, stderr_from, world)
+    return AdoptedProcess(process, stderr_from, world, module)
 
 
 def _write_private(path: Path, content: dict[str, Any]) -> None:
