@@ -247,3 +247,35 @@ def test_an_earlier_offline_runs_spool_is_not_replayed_into_a_new_run(
     run(loss=1.0)
     [job] = [j for j in server.client.jobs() if j.kind == "attached"]
     assert server.client.metrics(job.id)["series"]["train/loss"]["value"] == [1.0, 1.0, 1.0]
+
+
+def test_a_burst_beyond_one_batch_is_spooled_and_delivered_whole(server: RunningServer, tmp_path: Path) -> None:
+    """25,000 events pending at once (a fast loop while the server is away) were one batch over the
+    server's 10,000-event limit: the reporter failed to spool them. They go as several batches now."""
+    job_id = _attached(server)
+    spool = tmp_path / "spool.jsonl"
+    offline = ReporterClient(None, None, job_id, 1, spool)
+    for step in range(1, 25_001):
+        offline.emit("metric", {"step": step, "values": {"train/loss": 1.0 / step}})
+    offline.close()
+    assert len(spool.read_text(encoding="utf-8").splitlines()) >= 25
+
+    back = ReporterClient(server.url, server.token, job_id, 1, spool)
+    back.close()
+    assert not spool.exists()
+    metrics = server.client.metrics(job_id, max_points=100_000)
+    assert metrics["total_points"]["train/loss"] == 25_000
+
+
+def test_an_event_the_server_would_refuse_is_dropped_not_raised(server: RunningServer, tmp_path: Path) -> None:
+    """A user's `trainer.log({"note": "text"})` must not stop their training: the reporter drops what the
+    server's validation would refuse, and numbers the rest without a gap."""
+    job_id = _attached(server)
+    client = ReporterClient(server.url, server.token, job_id, 1, tmp_path / "spool.jsonl")
+    client.emit("metric", {"step": 1, "values": {"train/loss": 0.5}})
+    client.emit("metric", {"step": 2, "values": {"train/note": "not a number"}})  # refused by the wire model
+    client.emit("progress", {"step": "abc"})
+    client.emit("metric", {"step": 3, "values": {"train/loss": 0.25}})
+    client.close()
+    assert not (tmp_path / "spool.jsonl").exists()  # nothing was refused by the server either
+    assert server.client.metrics(job_id)["series"]["train/loss"]["step"] == [1, 3]

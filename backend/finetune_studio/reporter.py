@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from transformers import TrainerCallback
 
 from .discovery import NoServer, find_server, read_server_json
@@ -51,6 +52,11 @@ URGENT = frozenset({"metric", "eval", "log", "end"})  # sent as soon as emitted 
 _TASK_OF_HEAD = {"ForSequenceClassification": "text-classification", "ForTokenClassification": "token-classification",
                  "ForQuestionAnswering": "question-answering", "ForCausalLM": "causal-lm",
                  "ForConditionalGeneration": "seq2seq", "ForSeq2SeqLM": "seq2seq", "EncoderDecoderModel": "seq2seq"}
+
+
+def _is_number(value: Any) -> bool:
+    """What a metric point can hold: a number (NaN included: it travels as null)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def task_of(model: Any) -> str:
@@ -95,10 +101,17 @@ class ReporterClient:
         self._thread.start()
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
+        """Queue one event. An event the server would refuse is dropped with a warning: reporting never
+        stops the training it reports on."""
         with self._lock:
+            try:
+                event = ReporterEvent.model_validate(
+                    {"seq": self._seq + 1, "type": type_, "time": time.time(), "data": json_safe(data)})
+            except ValidationError as error:
+                log.warning("Fine-Tune Studio: a %s event was not sent: %s", type_, error.errors()[0]["msg"])
+                return
             self._seq += 1
-            self._pending.append(ReporterEvent.model_validate(
-                {"seq": self._seq, "type": type_, "time": time.time(), "data": json_safe(data)}))
+            self._pending.append(event)
             if type_ in URGENT or len(self._pending) >= MAX_BATCH:
                 self._wake.set()
 
@@ -131,8 +144,9 @@ class ReporterClient:
         with self._sending:
             with self._lock:
                 events, self._pending = self._pending, []
-            if events:
-                batch = IngestBatch(attempt=self.attempt, events=events).model_dump(mode="json")
+            for start in range(0, len(events), MAX_BATCH):  # a burst (a fast loop) goes as several batches
+                part = events[start:start + MAX_BATCH]
+                batch = IngestBatch(attempt=self.attempt, events=part).model_dump(mode="json")
                 if self.spool_path.exists() or not self._send(batch):
                     self._spool(batch)
             if self.spool_path.exists():
@@ -319,7 +333,7 @@ class StudioCallback(TrainerCallback):
             return
         if any(key.startswith("eval_") for key in logs):
             return  # on_evaluate reports these, with their details
-        values = {f"train/{k}": v for k, v in logs.items() if k not in _SUMMARY_KEYS}
+        values = {f"train/{k}": v for k, v in logs.items() if k not in _SUMMARY_KEYS and _is_number(v)}
         summary = {f"summary/{k}": v for k, v in logs.items() if k in _SUMMARY_KEYS}
         if values:
             self.client.emit("metric", {"step": state.global_step, "values": values})
@@ -341,7 +355,8 @@ class StudioCallback(TrainerCallback):
                     **kwargs: Any) -> None:
         if self.client is None or not metrics or not state.is_world_process_zero:
             return
-        values = {f"eval/{k.removeprefix('eval_')}": v for k, v in metrics.items() if k not in _EVAL_NOISE}
+        values = {f"eval/{k.removeprefix('eval_')}": v for k, v in metrics.items()
+                  if k not in _EVAL_NOISE and _is_number(v)}
         data: dict[str, Any] = {"step": state.global_step, "values": values}
         if self.eval_details is not None:
             data.update(self.eval_details())
