@@ -159,3 +159,13 @@ def test_resource_problems_name_the_field_and_the_fix(tiny_spec: dict[str, Any])
     assert problem.field == "resources.processes" and "resources.gpus = 2" in problem.message
     with pytest.raises(ValueError, match="either gpus"):
         JobSpec.model_validate({**tiny_spec, "resources": {"processes": 2, "gpus": 2}})
+
+
+def test_the_gpu_check_script_imports_and_explains_itself() -> None:
+    """benchmarks/gpu_check.py runs only where a GPU is; here it must at least import and say what it does."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True)
+    assert "out_of_memory" in shown.stdout and "--peak-tflops" in shown.stdout
