@@ -59,6 +59,9 @@ SUMMARY = wire.TensorSummary(kind="tensor", shape=[2, 2], dtype="torch.float32",
 TENSOR_INFO = wire.TensorInfo(id="20261130-101500-a1b2c3", name="outputs.logits", kind="tensor",
                               created_at=1764497700.0, bytes=612, summary=SUMMARY)
 
+ANOMALY = wire.Anomaly(kind="nan", step=42, value=None, detail="the logits hold NaN or infinite values",
+                       rows=[37, 5, 12], saved_to="/home/ada/.finetune-studio/jobs/j-7f3a9c/anomalies/step-42-nan.pt")
+
 PROBLEM = wire.Problem(loc=["training", "lerning_rate"], field="training.lerning_rate",
                        msg="unknown key; did you mean 'learning_rate'?")
 
@@ -99,6 +102,9 @@ EXAMPLES: dict[str, BaseModel] = {
     "ServerInfo": wire.ServerInfo(url="http://127.0.0.1:51234", token="s3cr3t-t0ken-abcdefgh", pid=31337,
                                   version="0.1.0"),
     "JobSpec": SPEC,
+    "Anomaly": ANOMALY,
+    "EventList": wire.EventList(events=[wire.StreamEvent(seq=88, type="anomaly", time=1764340020.0,
+                                                         data=ANOMALY.model_dump(mode="json"))]),
     "Problem": PROBLEM,
     "ErrorBody": wire.ErrorBody(detail=[PROBLEM], type="invalid_spec",
                                 hint="fix the named fields of finetune.toml (or the form) and submit again"),

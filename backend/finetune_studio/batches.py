@@ -60,9 +60,11 @@ def recording_trainer(base: type) -> type:
 
     class RecordingTrainer(base):  # type: ignore[misc]
         batch_recorder: BatchRecorder | None = None
+        current_rows: list[int] | None = None  # the rows of the micro-batch being trained (anomaly.py reads it)
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
             rows = inputs.pop("fts_row", None)
+            self.current_rows = rows.tolist() if rows is not None else None
             if rows is not None and self.batch_recorder is not None and self.is_world_process_zero():
                 mask = inputs.get("attention_mask")
                 tokens = (mask.sum(-1) if mask is not None else

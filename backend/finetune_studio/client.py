@@ -43,6 +43,10 @@ class StudioClient:
     def submit(self, spec: dict[str, Any]) -> Job:
         return Job.model_validate(self.request("POST", "/api/jobs", json=spec))
 
+    def open_run(self, run: dict[str, Any]) -> Job:
+        """An attached run (`RunCreate`)."""
+        return Job.model_validate(self.request("POST", "/api/runs", json=run))
+
     def job(self, job_id: str) -> Job:
         return Job.model_validate(self.request("GET", f"/api/jobs/{job_id}"))
 

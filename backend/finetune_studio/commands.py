@@ -258,3 +258,36 @@ def resume(args: argparse.Namespace) -> int:
     print(f"job {job.id} is {job.state} again (attempt {job.attempt}), from its last checkpoint; "
           f"`{command(args, f'logs {job.id} -f')}` follows it, `{command(args, f'open {job.id}')}` shows it")
     return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    """Run a finetune.toml's training in this process, reported as an attached run: what the IDE's Debug
+    Fine-tune runs under its debugger, and what any other debugger (pdb, VS Code) can run too. With
+    `[debug] break_on`, an anomaly stops the debugger in a frame that holds the batch and the model."""
+    from .devices import gpu_count
+    from .reporter import ReporterClient
+    from .spec import check_files
+    from .worker import GracefulStop, train_job
+
+    spec = load_config(Path(args.config))
+    check_files(spec)
+    info = started_server(args)
+    client = client_of(info)
+    device = "cuda:0" if gpu_count() else "cpu"
+    job = client.open_run({"name": spec.name, "task": spec.task, "pid": os.getpid(), "device": device,
+                           "spec": spec.model_dump(mode="json")})
+    job_dir = Path(job.output_dir).parent
+    print(f"run {job.id} ({job.name}) trains in this process (pid {os.getpid()}); dashboard: "
+          f"{dashboard_url(info, job.id)}", flush=True)
+    reporter = ReporterClient(info.url, info.token, job.id, 1, job_dir / "spool.jsonl", state_dir=args.data_dir)
+    result: dict[str, object] = {"state": "failed", "error": {"type": "interrupted", "message": "stopped"}}
+    try:
+        result = train_job(spec, job_dir, reporter, 1, GracefulStop())
+    finally:
+        reporter.emit("end", {k: v for k, v in result.items() if k in ("state", "error")})
+        reporter.close()
+    error = result.get("error")
+    if isinstance(error, dict):
+        print(f"error: {error.get('message')}" + (f"; hint: {error['hint']}" if error.get("hint") else ""),
+              file=sys.stderr)
+    return 0 if result["state"] == "completed" else 1

@@ -53,8 +53,16 @@ class Jobs:
     def open_run(self, run: RunCreate) -> Job:
         """An attached run: a user's script reporting through StudioCallback."""
         now = time.time()
-        job = Job(id=new_id(), name=run.name, task=run.task, kind="attached", state="running", attempt=1,
-                  created_at=now, started_at=now, output_dir=run.output_dir, training_args=run.training_args)
+        job_id = new_id()
+        if run.spec is not None:  # `finetune-studio train`: a managed job's layout, trained in the user's process
+            self.folder(job_id).mkdir(parents=True)
+            job = Job(id=job_id, name=run.spec.name, task=run.spec.task, kind="attached", state="running",
+                      attempt=1, created_at=now, started_at=now, device=run.device,
+                      output_dir=str(self.folder(job_id) / "model"), spec=run.spec)
+        else:
+            job = Job(id=job_id, name=run.name, task=run.task, kind="attached", state="running", attempt=1,
+                      created_at=now, started_at=now, device=run.device, output_dir=run.output_dir,
+                      training_args=run.training_args)
         self.store.insert_job(job, pid=run.pid)
         self.broker.job_changed(job)
         return job

@@ -25,7 +25,9 @@ from .captures import Captures
 from .errors import SpecError, StudioError
 from .guard import Guard, document
 from .jobs import Jobs
+from .routes import estimate as estimate_routes
 from .routes import jobs as job_routes
+from .routes import lineage as lineage_routes
 from .routes import pages, runs, streams, system, tensors
 from .scheduler import Scheduler
 from .settings import Settings
@@ -64,7 +66,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.add_middleware(Guard, settings=settings)
 
     api = APIRouter(prefix="/api")
-    for module in (system, job_routes, runs, streams, tensors):
+    for module in (system, job_routes, runs, streams, tensors, estimate_routes, lineage_routes):
         api.include_router(module.router)
     api.include_router(system.open_router)
     app.include_router(api)

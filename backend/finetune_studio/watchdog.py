@@ -3,8 +3,9 @@
 An attached run (a user's script with StudioCallback) reports its own end, an uncaught exception
 included. A script killed outright cannot: the watchdog looks every few seconds at the running attached
 runs and ends one as `failed` when its process (same host: the server listens on loopback) no longer
-exists, or as `interrupted` when nothing came from it for `silence_seconds` (the reporter sends a
-heartbeat every 15 s, so only a gone or cut-off script falls silent). Changes go through `Jobs`.
+exists, or, when its process cannot be checked from here, as `interrupted` once nothing came from it
+for `silence_seconds` (the reporter sends a heartbeat every 15 s, so only a gone or cut-off script falls
+silent; a live local script paused in a debugger is left alone). Changes go through `Jobs`.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ class Watchdog:
                                  hint="the script's own output says why (out of memory, kill -9, a crash in "
                                       "native code)")
                 ended.append(self.jobs.finish_run(job.id, "failed", error))
-            elif silent_for > self.silence:
+            elif silent_for > self.silence and not (self.pids_are_local and pid):
+                # A live local process may be silent for good reasons (paused in a debugger at an anomaly,
+                # every thread suspended); its death is what ends its run. Silence ends the others.
                 error = JobError(type="no_heartbeat", message=f"nothing heard from the script for "
                                  f"{silent_for:.0f} s (its reporter sends a heartbeat every 15 s)",
                                  hint="the script stopped, hangs, or cannot reach this server")

@@ -17,7 +17,7 @@ from .spec import JobSpec, storable
 JobState = Literal["queued", "running", "cancelling", "completed", "failed", "cancelled", "interrupted"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "interrupted"})
 RESUMABLE_STATES: frozenset[str] = frozenset({"failed", "cancelled", "interrupted"})
-EventType = Literal["metric", "progress", "eval", "system", "log", "state", "end"]
+EventType = Literal["metric", "progress", "eval", "system", "log", "state", "end", "anomaly"]
 
 # What the API takes is bounded and storable: integers fit SQLite's signed 64 bits (a larger one made the
 # store raise OverflowError: a 500), floats are finite, strings are valid Unicode and not huge.
@@ -152,8 +152,27 @@ class _EndData(BaseModel):
     error: JobError | None = None
 
 
+class Anomaly(BaseModel):
+    """An `anomaly` event (`anomaly.py`): what fired at which step, and the batch's training rows."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["nan", "spike", "grad_spike"]
+    step: Count
+    value: Finite | None = Field(None, description="null when not a finite number")
+    threshold: Finite | None = None
+    detail: Text
+    rows: list[Count] = Field(default_factory=list, max_length=100_000, description="rows of the training file")
+    saved_to: Text | None = Field(None, description="where the batch was saved (no debugger attached)")
+
+
+class EventList(BaseModel):
+    """`GET /api/jobs/{id}/events?types=`: a job's stored events, oldest first."""
+
+    events: list[StreamEvent]
+
+
 _DATA: dict[str, type[BaseModel]] = {"metric": _Values, "system": _Values, "eval": _EvalValues,
-                                     "progress": Progress, "log": _LogData, "end": _EndData}
+                                     "progress": Progress, "log": _LogData, "end": _EndData, "anomaly": Anomaly}
 
 
 class ReporterEvent(BaseModel):
@@ -161,11 +180,11 @@ class ReporterEvent(BaseModel):
     store or a listing cannot read is stored (a progress `step` of "abc" once made every listing fail)."""
 
     seq: int = Field(ge=1, le=INT64_MAX)
-    type: Literal["metric", "progress", "eval", "system", "log", "end"]
+    type: Literal["metric", "progress", "eval", "system", "log", "end", "anomaly"]
     time: Finite
     data: dict[str, Any] = Field(description="metric and system {step, values: {name: number | null}}; eval the "
                                  "same and the task's details; progress Progress; log {stream, text}; "
-                                 "end (attached runs) {state, error?}")
+                                 "end (attached runs) {state, error?}; anomaly Anomaly")
 
     @model_validator(mode="after")
     def _data_fits_type(self) -> ReporterEvent:
@@ -199,6 +218,9 @@ class RunCreate(BaseModel):
         default_factory=dict, max_length=1000, description="the script's TrainingArguments (scalar values)")
     pid: int | None = Field(None, ge=1, le=2**31 - 1,
                             description="the script's process: if it dies, the run is interrupted")
+    device: ShortText | None = Field(None, description="where it trains: cpu, cuda:0, mps...")
+    spec: JobSpec | None = Field(None, description="`finetune-studio train`: the job spec it runs in-process "
+                                 "(the run then gets a job folder, its batches and anomalies recorded there)")
 
 
 class Problem(BaseModel):
@@ -364,8 +386,6 @@ class TensorList(BaseModel):
     tensors: list[TensorInfo] = Field(description="newest first")
     next: int | None = Field(None, description="the cursor of the next page (ask with ?before=next); null on "
                              "the last")
-
-
 
 
 class TensorDetail(TensorInfo):

@@ -69,7 +69,8 @@ def training_arguments(spec: JobSpec, job_dir: Path, task_args: dict[str, Any]) 
     if t.gradient_checkpointing:
         # transformers 5 renamed gradient_checkpointing (a deprecated alias now). Passed only when asked for:
         # a set activation_checkpointing would silently override a `gradient_checkpointing` in training.args.
-        args["activation_checkpointing"] = True
+        renamed = "activation_checkpointing" in Seq2SeqTrainingArguments.__dataclass_fields__
+        args["activation_checkpointing" if renamed else "gradient_checkpointing"] = True
     args.update(task_args)
     args.update(t.args)
     # Seq2SeqTrainingArguments is TrainingArguments plus generation options: one class serves all tasks.
@@ -141,12 +142,17 @@ def train_job(spec: JobSpec, job_dir: Path, client: Any, attempt: int, stop: Gra
     from transformers.utils import logging as transformers_logging
 
     from . import lora
+    from .anomaly import AnomalySettings, AnomalyWatch, watching_trainer
     from .batches import BatchRecorder, recording_trainer
     from .reporter import StudioCallback
     from .tasks import load_task
 
     transformers_logging.disable_progress_bar()
     recorder = BatchRecorder(job_dir, attempt)
+    watch = AnomalyWatch(AnomalySettings(
+        break_on=frozenset(spec.debug.break_on), on_anomaly=spec.debug.on_anomaly, spike_z=spec.debug.spike_z,
+        grad_z=spec.debug.grad_z, window=spec.debug.window, warmup=min(20, spec.debug.window)),
+        job_dir, client.emit, client.flush)
     try:
         print(f"attempt {attempt}: preparing {spec.task} with {spec.model}", flush=True)
         prepared = load_task(spec.task).prepare(spec)
@@ -154,7 +160,9 @@ def train_job(spec: JobSpec, job_dir: Path, client: Any, attempt: int, stop: Gra
             prepared.model = lora.wrap(spec, prepared.model)
         if stop.requested:
             return {"state": "cancelled"}
-        callback = StudioCallback(client, eval_details=prepared.eval_details, stop_on_nan=True)
+        # With the `nan` detector on, a non-finite step is the anomaly watch's to handle, not a failure.
+        callback = StudioCallback(client, eval_details=prepared.eval_details,
+                                  stop_on_nan="nan" not in spec.debug.break_on)
 
         class HonourStop(TrainerCallback):
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -163,7 +171,7 @@ def train_job(spec: JobSpec, job_dir: Path, client: Any, attempt: int, stop: Gra
                     control.should_save = True  # the checkpoint that Resume continues from
                     control.should_training_stop = True
 
-        trainer_class = recording_trainer(atomic_trainer(prepared.trainer_class or Trainer))
+        trainer_class = watching_trainer(recording_trainer(atomic_trainer(prepared.trainer_class or Trainer)))
         trainer = trainer_class(
             model=prepared.model, args=training_arguments(spec, job_dir, prepared.training_args),
             train_dataset=prepared.train_dataset, eval_dataset=prepared.eval_dataset,
@@ -171,18 +179,26 @@ def train_job(spec: JobSpec, job_dir: Path, client: Any, attempt: int, stop: Gra
             compute_metrics=prepared.compute_metrics, callbacks=[callback, HonourStop(), *(callbacks or [])],
             preprocess_logits_for_metrics=prepared.preprocess_logits_for_metrics)
         trainer.batch_recorder = recorder
+        trainer.anomaly_watch = watch
         trainer.before_commit = client.flush  # a checkpoint counts only once the points before it are safe
         # `resume_from`: a checkpoint the caller restored (a Ray worker restarted after a failure).
         resume_from = resume_from or (last_checkpoint(job_dir) if attempt > 1 else None)
         if resume_from:
             print(f"resuming from {resume_from}", flush=True)
         trainer.train(resume_from_checkpoint=resume_from)
+        if watch.stop_requested is not None:
+            anomaly = watch.stop_requested
+            return {"state": "failed", "error": {
+                "type": "anomaly", "message": anomaly.message(),
+                "hint": f"the batch is saved in {anomaly.saved_to}; the loss chart's marker opens it. Run it under "
+                        "a debugger (Debug Fine-tune, or `finetune-studio train`) to stop at that step"}}
         if callback.nan_step is not None:
             return {"state": "failed", "error": {
                 "type": "nan_loss",
                 "message": f"the training loss or gradient became NaN or infinite at step {callback.nan_step}",
                 "hint": "lower training.learning_rate, use precision = \"bf16\" or \"fp32\" instead of fp16, "
-                        "or look at that step's batch in the dashboard for broken examples"}}
+                        "look at that step's batch in the dashboard for broken examples, or set "
+                        "[debug] break_on = [\"nan\"] to catch it at the step it happens"}}
         if stop.requested:
             return {"state": "cancelled"}
         output = job_dir / "model"

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from .. import batches
+from .. import batches, lineage
 from ..errors import NotFound, SpecError
 from ..spec import check_files, parse_spec
 from ..tasks import check_data
-from ..wire import INT64_MAX, Job, JobList, Logs, Metrics, StepBatch, StreamEvent, error_responses
+from ..wire import INT64_MAX, EventList, Job, JobList, Logs, Metrics, StepBatch, StreamEvent, error_responses
 from .deps import JobDep, JobsDep, SchedulerDep, SettingsDep, StoreDep
 
 router = APIRouter()
@@ -27,6 +27,7 @@ def submit(body: dict[str, Any], jobs: JobsDep, scheduler: SchedulerDep, setting
         raise SpecError(problems)
     scheduler.check_resources(spec)
     job = jobs.submit(spec)
+    lineage.record_job(jobs.folder(job.id), job.id, spec, settings.project_dir, settings.data_dir)
     scheduler.wake()
     return job
 
@@ -91,3 +92,13 @@ def step_batch(job: JobDep, jobs: JobsDep, step: Annotated[int, Path(ge=0, le=IN
 def latest_eval(job: JobDep, store: StoreDep) -> StreamEvent | None:
     """The job's last evaluation: values and details (samples, confusion matrix...); null before one."""
     return store.latest_eval(job.id)
+
+
+@router.get("/jobs/{job_id}/events")
+def events(job: JobDep, store: StoreDep, types: Annotated[str | None, Query(max_length=200)] = None,
+           after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+           limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> EventList:
+    """The job's stored events after `after`, oldest first; `types` (comma-separated) picks some, e.g. the
+    anomalies the dashboard marks on the loss chart."""
+    picked = tuple(t for t in (types or "").split(",") if t) or None
+    return EventList(events=store.events_after(job.id, after, limit, types=picked))

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from .. import lineage
 from ..wire import IngestBatch, IngestResult, Job, RunCreate
-from .deps import JobDep, JobsDep, StoreDep
+from .deps import JobDep, JobsDep, SettingsDep, StoreDep
 
 router = APIRouter()
 
 
 @router.post("/runs", status_code=201)
-def open_run(run: RunCreate, jobs: JobsDep) -> Job:
-    return jobs.open_run(run)
+def open_run(run: RunCreate, jobs: JobsDep, settings: SettingsDep) -> Job:
+    job = jobs.open_run(run)
+    lineage.record_run(jobs.folder(job.id), job.id, run, settings.data_dir)
+    return job
 
 
 @router.post("/jobs/{job_id}/events")
