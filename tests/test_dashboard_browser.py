@@ -8,6 +8,7 @@ are what a user's own script reporting through StudioCallback creates.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,8 +189,12 @@ def test_cancel_from_the_page_ends_cancelled(
 
 
 def test_failed_job_shows_its_error_and_hint(
-        server: RunningServer, tiny_spec: dict[str, Any], page: Any) -> None:
-    tiny_spec["data"]["label_column"] = "sentiment"
+        server: RunningServer, tiny_spec: dict[str, Any], page: Any, tmp_path: Path) -> None:
+    # a failure only the worker meets (a missing column is refused at submit now): broken weights
+    broken = tmp_path / "broken-sentiment-model"
+    shutil.copytree(tiny_spec["model"], broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    tiny_spec["model"] = str(broken)
     job = server.client.submit(tiny_spec)
     open_dashboard(page, server.url, server.token, f"#job={job.id}&tab=logs")
     expect(page.locator("#job-state [data-state]")).to_have_attribute(
@@ -209,6 +214,7 @@ def test_new_job_form_shows_the_servers_message_at_the_field_then_submits(
     open_dashboard(page, server.url, server.token, "#new")
     page.fill("[id='f-model']", tiny_spec["model"])
     page.fill("[id='f-data.train']", tiny_spec["data"]["train"])
+    page.fill("[id='f-data.eval']", tiny_spec["data"]["eval"])  # evaluation without eval data is refused
     page.fill("[id='f-training.max_steps']", "2")
     page.fill("[id='f-training.learning_rate']", "5")
     page.click("#submit-job")
@@ -221,8 +227,9 @@ def test_new_job_form_shows_the_servers_message_at_the_field_then_submits(
     page.click("#submit-job")
     page.wait_for_url("**#job=*")
     jobs = server.client.jobs()
-    assert len(jobs) == 1 and jobs[0].spec["training"]["learning_rate"] == 0.001
-    assert jobs[0].spec["training"]["max_steps"] == 2
+    spec = jobs[0].spec
+    assert len(jobs) == 1 and spec is not None and spec.training.learning_rate == 0.001
+    assert spec.training.max_steps == 2
     expect(page.locator(f'.job-item[data-job-id="{jobs[0].id}"]')).to_be_visible()
     expect(page.locator("#job-header h1")).to_have_text(jobs[0].name)
 

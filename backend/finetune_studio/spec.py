@@ -288,8 +288,21 @@ def check_files(spec: JobSpec) -> None:
             "lora.quantize", "4-bit QLoRA needs a CUDA GPU and bitsandbytes; this machine has no GPU: "
             "remove quantize to train plain LoRA on the CPU"))
     problems += training_args_problems(spec.training.args)
+    problems += schedule_problems(spec.training.lr_scheduler_type)
     if problems:
         raise SpecError(problems)
+
+
+def schedule_problems(name: str) -> list[FieldProblem]:
+    """A learning-rate schedule transformers does not have (a ValueError in the worker otherwise)."""
+    from transformers import SchedulerType
+
+    known = [schedule.value for schedule in SchedulerType]
+    if name in known:
+        return []
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return [FieldProblem("training.lr_scheduler_type", "not a schedule transformers has" + (
+        f"; did you mean {close[0]!r}?" if close else f"; use one of: {', '.join(known)}"))]
 
 
 def _model_config_problem(config: Path) -> str | None:
