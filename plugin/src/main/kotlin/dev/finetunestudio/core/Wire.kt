@@ -1,5 +1,6 @@
 package dev.finetunestudio.core
 
+import com.google.gson.JsonElement
 import com.google.gson.JsonObject
 import com.google.gson.annotations.JsonAdapter
 
@@ -189,7 +190,17 @@ data class RunCreate(
     val trainingArgs: Map<String, Any?> = emptyMap(),
     /** The script's process: if it dies, the server marks the run interrupted. */
     val pid: Long? = null,
+    /** Where it trains: cpu, cuda:0, mps... */
+    val device: String? = null,
+    /** `finetune-studio train`: the job spec the run trains in-process. */
+    @field:JsonAdapter(JsonObjectAdapter::class) val spec: JsonObject? = null,
 )
+
+/** One problem of a refused request: `field` is dotted (`training.learning_rate`). */
+data class Problem(val loc: List<Any> = emptyList(), val field: String = "", val msg: String = "", val type: String? = null)
+
+/** Every error answer of the API: [detail] is a message, or (422) a list of [Problem]s. */
+data class ErrorBody(val detail: JsonElement? = null, val type: String = "", val hint: String? = null)
 
 /** [pid] is the server's process: discovery checks it against server.json's. */
 data class Health(val status: String = "", val version: String = "", val pid: Long = 0)

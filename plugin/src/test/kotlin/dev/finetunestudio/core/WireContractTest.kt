@@ -28,6 +28,7 @@ class WireContractTest {
         "Device" to Device::class.java, "SystemInfo" to SystemInfo::class.java, "BatchExample" to BatchExample::class.java,
         "StepBatch" to StepBatch::class.java, "ServerInfo" to ServerInfo::class.java, "JobSpec" to JobSpec::class.java,
         "EvalSample" to EvalSample::class.java, "Anomaly" to Anomaly::class.java, "EventList" to EventList::class.java,
+        "Problem" to Problem::class.java, "ErrorBody" to ErrorBody::class.java,
     )
 
     /** Models of wire.py that only the dashboard reads (captured tensors): the plugin has no twin for them. */
