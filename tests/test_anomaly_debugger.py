@@ -94,6 +94,7 @@ break_on = ["nan"]
         anomalies = server.client.request("GET", f"/api/jobs/{run_id}/events", params={"types": "anomaly"})
         assert anomalies["events"] and planted_at in anomalies["events"][0]["data"]["rows"]
         assert anomalies["events"][0]["time"] <= stopped_at
+        print(f"anomaly detected -> DAP stopped event: {stopped_at - anomalies['events'][0]['time']:.3f} s")
 
         dap.request("continue", threadId=stopped["body"]["threadId"])
         while process.poll() is None:  # later batches may hold the planted row again (one epoch: they do not)
