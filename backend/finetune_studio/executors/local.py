@@ -146,6 +146,10 @@ async def start(job_dir: Path, env: Mapping[str, str], gpus: list[int], processe
     child_env["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     child_env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     child_env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+    if module == RAY_DRIVER and "RAY_AUTH_MODE" not in child_env and (Path.home() / ".ray" / "auth_token").is_file():
+        # `ray start` turns token authentication on when this token exists, but a driver connecting to an
+        # address does not (and reads the mode once, at `import ray`): it would be refused by the cluster.
+        child_env["RAY_AUTH_MODE"] = "token"
     world = 1 if module == RAY_DRIVER else len(gpus) if len(gpus) > 1 else processes
     command = [sys.executable, "-m", module, str(job_dir)]
     if world > 1:

@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class Relay:
         self.client = ReporterClient(url, token, job_id, attempt, Path(spool),
                                      state_dir=Path(state_dir) if state_dir else None)
         self.stop = False
-        self.result: dict[str, Any] | None = None
+        self.results: dict[int, tuple[float, dict[str, Any]]] = {}  # rank -> (when, its latest result)
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         self.client.emit(type_, data)
@@ -64,13 +65,24 @@ class Relay:
     def stop_requested(self) -> bool:
         return self.stop
 
-    def set_result(self, result: dict[str, Any]) -> None:
-        self.result = result
+    def set_result(self, rank: int, result: dict[str, Any]) -> None:
+        self.results[rank] = (time.time(), result)
 
     def finish(self) -> dict[str, Any] | None:
-        """Everything sent (or spooled); the last result rank 0 recorded."""
+        """Everything sent (or spooled); the job's result: rank 0's when it ended well, else the first
+        failure (the ranks that failed after it lost their peer)."""
         self.client.close()
-        return self.result
+        ended = self.results.get(0)
+        if ended is not None and ended[1].get("state") in ("completed", "cancelled"):
+            return ended[1]
+        failures = sorted((when, rank, result) for rank, (when, result) in self.results.items()
+                          if result.get("state") == "failed")
+        if not failures:
+            return ended[1] if ended else None
+        _, rank, result = failures[0]
+        if rank != 0:
+            result = {**result, "error": {**result["error"], "message": f"rank {rank}: {result['error']['message']}"}}
+        return result
 
 
 class RelayClient:
@@ -144,8 +156,13 @@ def train_loop(config: dict[str, Any]) -> None:
     client = RelayClient(relay) if rank == 0 else SilentClient()
     result = train_job(spec, job_dir, client, attempt, RelayStop(relay if rank == 0 else None),
                        resume_from=resume_from, callbacks=[report_checkpoints()])
-    if rank == 0:
-        ray.get(relay.set_result.remote(result))
+    ray.get(relay.set_result.remote(rank, result))
+    if result.get("state") == "failed":
+        import torch.distributed as dist
+
+        # The other ranks may wait in a collective for this one: closing the group ends their wait.
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def connect(spec: JobSpec) -> bool:
@@ -174,8 +191,8 @@ def workers_of(spec: JobSpec) -> tuple[int, bool]:
 
 
 def run(job_dir: Path) -> dict[str, Any]:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig  # Train V2
+    from ray.train.v2.torch.torch_trainer import TorchTrainer
 
     spec = job_spec(job_dir)
     attempt = int(os.environ.get("FINETUNE_STUDIO_ATTEMPT", "1"))
@@ -210,7 +227,10 @@ def run(job_dir: Path) -> dict[str, Any]:
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
             run_config=RunConfig(name=f"attempt-{attempt}", storage_path=str(job_dir / "ray"),
                                  failure_config=FailureConfig(max_failures=MAX_FAILURES),
-                                 checkpoint_config=CheckpointConfig(num_to_keep=2)))
+                                 checkpoint_config=CheckpointConfig(num_to_keep=2),
+                                 # Ray Train's patched print() escapes redirections of sys.stdout: dill's
+                                 # disassembly (datasets' fingerprints) then flooded the job's log.
+                                 worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}}))
         try:
             trainer.fit()
         except ray.train.TrainingFailedError as error:
