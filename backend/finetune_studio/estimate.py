@@ -223,13 +223,11 @@ def _profile(spec_json: str, config_mtime: float, num_labels: int, shape: Shape,
     model.to(torch.bfloat16 if half else getattr(torch, weight_dtype.removeprefix("torch.")))
     architecture = type(model).__name__
     if spec.lora is not None:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        from .lora import _TASK_TYPES, choose_targets
+        from .lora import choose_targets, lora_config
 
-        model = get_peft_model(model, LoraConfig(
-            r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
-            target_modules=choose_targets(spec, model), task_type=_TASK_TYPES[spec.task]))
+        model = get_peft_model(model, lora_config(spec, choose_targets(spec, model)))
         if spec.training.gradient_checkpointing:
             model.enable_input_require_grads()
     model.train()

@@ -88,9 +88,18 @@ def choose_targets(spec: JobSpec, model: Any) -> list[str]:
         f"its layers that LoRA can adapt are named: {', '.join(short_names)}")])
 
 
+def lora_config(spec: JobSpec, targets: list[str]) -> Any:
+    """The peft LoraConfig of a spec's [lora] (the worker's and the estimate's)."""
+    from peft import LoraConfig
+
+    assert spec.lora is not None
+    return LoraConfig(r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
+                      target_modules=targets, task_type=_TASK_TYPES[spec.task])
+
+
 def wrap(spec: JobSpec, model: Any) -> Any:
     """The task's model with LoRA adapters; only the adapters (and the task's new head) train."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
 
     lora = spec.lora
     assert lora is not None
@@ -98,9 +107,7 @@ def wrap(spec: JobSpec, model: Any) -> Any:
     if lora.quantize:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=spec.training.gradient_checkpointing)
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-                        task_type=_TASK_TYPES[spec.task])
-    wrapped = get_peft_model(model, config)
+    wrapped = get_peft_model(model, lora_config(spec, targets))
     if spec.training.gradient_checkpointing:
         wrapped.enable_input_require_grads()  # frozen embeddings give no grad for checkpointing to carry
     trainable, total = wrapped.get_nb_trainable_parameters()

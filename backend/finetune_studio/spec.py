@@ -356,7 +356,7 @@ def _hub_model_problem(model_id: str) -> str | None:
     import os
 
     from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils._validators import validate_repo_id
+    from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]  # public, re-exported
 
     try:
         validate_repo_id(model_id)
