@@ -9,6 +9,7 @@ that one process used alone: the ratio says what the engines cost, not what a se
 One run each, one after the other: other work on the machine moves every figure.
 
     .venv/bin/python benchmarks/bench_scale.py [--train-size 320 --eval-size 80 --epochs 1] [--no-ray]
+        [--threads 1]
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray run")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per run")
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of every process (default: torch's for 1 "
+                        "process; torchrun and Ray give each of theirs 1)")
     args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the server's workers inherit it
 
     rows: dict[str, dict[str, Any]] = {}
     load = [os.getloadavg()[0]]
@@ -93,7 +98,8 @@ def main() -> None:
     (results / f"{NAME}.json").write_text(json.dumps({
         "benchmark": NAME, "command": " ".join([".venv/bin/python", "benchmarks/bench_scale.py", *sys.argv[1:]]),
         "sizes": {"train": args.train_size, "eval": args.eval_size, "epochs": args.epochs},
-        "cpus": os.cpu_count(), "load_average_1min": load, "runs": rows}, indent=2), encoding="utf-8")
+        "cpus": os.cpu_count(), "threads": args.threads, "load_average_1min": load, "runs": rows}, indent=2),
+        encoding="utf-8")
 
 
 if __name__ == "__main__":
