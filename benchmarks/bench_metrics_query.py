@@ -48,8 +48,9 @@ def add_points(database: Path, job_id: str, first: int, last: int, spike: int, v
     with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
         conn.execute("PRAGMA synchronous=NORMAL")
         for low in range(first, last + 1, CHUNK):
-            rows = [(step, value if step == spike else 2.0 * math.exp(-step / 2_000_000) + 0.1 + rng.random() * 0.05,
-                     now + step * 0.01) for step in range(low, min(last, low + CHUNK - 1) + 1)]
+            rows: list[pyramid.Point] = [
+                (step, value if step == spike else 2.0 * math.exp(-step / 2_000_000) + 0.1 + rng.random() * 0.05,
+                 now + step * 0.01) for step in range(low, min(last, low + CHUNK - 1) + 1)]
             with conn:
                 pyramid.write(conn, job_id, {"train/loss": rows})
 
