@@ -13,15 +13,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
-from tiny_models import build_tiny_bert, write_classification_data  # noqa: E402
+from finetune_studio.testing.tiny_models import build_tiny_bert, write_classification_data  # noqa: E402
 
 NAME = "anomaly"
 

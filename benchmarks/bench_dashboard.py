@@ -30,10 +30,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 NAME = "dashboard"
-sys.path.insert(0, str(HERE.parent / "tests"))
 
-from conftest import RunningServer, start_server  # noqa: E402
-from dashboard_driver import launch, open_dashboard  # noqa: E402
+from finetune_studio.testing import RunningServer, start_server  # noqa: E402
+from finetune_studio.testing.dashboard_driver import launch, open_dashboard  # noqa: E402
 
 RECORD_DRAWS = """
 window.__drawn = [];

@@ -30,10 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from server_process import studio_server
-
 from finetune_studio.demo import majority_share, minilm_folder, write_demo
 from finetune_studio.spec import load_spec
+from finetune_studio.testing import studio_server
 from finetune_studio.wire import ServerInfo
 
 HERE = Path(__file__).resolve().parent

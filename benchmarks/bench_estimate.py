@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-
 from finetune_studio import calibration  # noqa: E402
 from finetune_studio.estimate import MIB, DeviceMemory, Throughput, estimate  # noqa: E402
 from finetune_studio.spec import parse_spec  # noqa: E402
-from test_estimate import build_bert, long_reviews, worker_peak_rss  # noqa: E402
+from finetune_studio.testing.memory import worker_peak_rss  # noqa: E402
+from finetune_studio.testing.tiny_models import build_bert, long_reviews  # noqa: E402
 
 CASES: list[dict[str, Any]] = [
     {"hidden": 256, "layers": 4, "batch_size": 16},

@@ -31,10 +31,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
-from server_process import studio_server
 
 from finetune_studio.client import StudioClient, parse_sse
 from finetune_studio.reporter import FLUSH_SECONDS, ReporterClient, StudioCallback
+from finetune_studio.testing import studio_server
 
 HERE = Path(__file__).resolve().parent
 

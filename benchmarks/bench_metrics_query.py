@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from server_process import studio_server
-
 from finetune_studio import pyramid
 from finetune_studio.client import StudioClient
+from finetune_studio.testing import studio_server
 
 HERE = Path(__file__).resolve().parent
 NAME = "metrics_query"

@@ -2,7 +2,7 @@
 `Trainer`, without a callback, with `StudioCallback()` reporting to a real server (an attached run),
 and with transformers' `TensorBoardCallback` for comparison.
 
-The job: the tests' 2-layer BERT (tests/tiny_models.py), 200 steps of batch 8, logging_steps=1, so that
+The job: the tests' 2-layer BERT (testing/tiny_models.py), 200 steps of batch 8, logging_steps=1, so that
 every step goes through `on_log`. No evaluation, no checkpoints; the console printer is removed in all
 three so that only the callback under test differs. Samples/s is the Trainer's `train_samples_per_second`;
 CPU ms/sample is this process's CPU time (all threads, the reporter's sender too) over `train()`, which a
@@ -27,12 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from server_process import studio_server
+from finetune_studio.testing import studio_server
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
-from tiny_models import build_tiny_bert, write_classification_data  # noqa: E402
+from finetune_studio.testing.tiny_models import build_tiny_bert, write_classification_data  # noqa: E402
 
 NAME = "reporter_overhead"
 VARIANTS = ("no callback", "StudioCallback (attached run)", "TensorBoardCallback")

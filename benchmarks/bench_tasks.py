@@ -1,7 +1,7 @@
 """The tasks of issue 6 as managed jobs against plain Trainer scripts, and LoRA against full fine-tuning.
 
 Part 1, per task (token classification, question answering, seq2seq, causal LM): the same tiny model
-(built from a config by `tests/tiny_models.py`) and the same data, once as a managed job through the real
+(built from a config by `testing/tiny_models.py`) and the same data, once as a managed job through the real
 server and its worker, once as the plain script a user writes from the HF task guide
 (`plain_trainer_tasks.py`), each in its own process with one CPU thread (tiny models gain nothing from more,
 and it keeps the two sides from contending on a shared machine). Samples/s is the Trainer's own
@@ -42,9 +42,8 @@ from finetune_studio.spec import load_spec
 from finetune_studio.wire import FINISHED_STATES
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
-import tiny_models  # noqa: E402
+from finetune_studio.testing import tiny_models  # noqa: E402
 
 NAME = "tasks"
 EPOCHS, BATCH = 2, 16

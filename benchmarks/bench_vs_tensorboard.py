@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from server_process import studio_server
 
 from finetune_studio.reporter import MAX_BATCH, ReporterClient
+from finetune_studio.testing import studio_server
 
 HERE = Path(__file__).resolve().parent
 NAME = "vs_tensorboard"

@@ -16,7 +16,7 @@ import torch
 
 from conftest import RunningServer
 from finetune_studio.anomaly import AnomalySettings, RobustSpike
-from tiny_models import sentences
+from finetune_studio.testing.tiny_models import sentences
 
 PLANTED = "§ this row breaks the model"
 

@@ -31,8 +31,7 @@ def _script(folder: Path, tiny_bert: Path, at_step_3: str) -> Path:
     script = folder / "train.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from tiny_models import sentences
+        from finetune_studio.testing.tiny_models import sentences
         import datasets
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback,
                                   TrainingArguments, DataCollatorWithPadding)

@@ -62,8 +62,7 @@ def test_worker_killed_while_saving_leaves_no_newest_checkpoint(tiny_bert: Path,
     out = tmp_path / "out"
     script.write_text(textwrap.dedent(f"""
         import os, signal, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from tiny_models import sentences
+        from finetune_studio.testing.tiny_models import sentences
         import datasets
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,
                                   TrainingArguments, DataCollatorWithPadding)
@@ -154,8 +153,7 @@ def test_points_before_a_checkpoint_are_safe_before_it_counts(tiny_bert: Path, t
     script.write_text(textwrap.dedent(f"""
         import os, signal, socket, sys
         from pathlib import Path
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from tiny_models import sentences
+        from finetune_studio.testing.tiny_models import sentences
         import datasets
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback,
                                   TrainingArguments, DataCollatorWithPadding)

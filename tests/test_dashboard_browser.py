@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import ARTIFACTS, RunningServer, start_server
-from dashboard_driver import (
+from finetune_studio.testing.dashboard_driver import (
     Console,
     chart,
     kept_steps,

@@ -4,12 +4,8 @@ API answering while the model's weight file cannot be read."""
 
 from __future__ import annotations
 
-import csv
 import os
-import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,43 +13,13 @@ import pytest
 
 from conftest import RunningServer
 from finetune_studio import calibration
-from finetune_studio.broker import Broker
 from finetune_studio.estimate import MIB, DeviceMemory, Throughput, estimate
-from finetune_studio.jobs import Jobs
 from finetune_studio.spec import JobSpec, parse_spec
-from finetune_studio.store import Store
-from tiny_models import NEGATIVE, POSITIVE, build_tokenizer, sentences
+from finetune_studio.testing.memory import worker_peak_rss
+from finetune_studio.testing.tiny_models import build_bert, long_reviews
 
 BIG = DeviceMemory(name="big", kind="cpu", index=None, memory=1 << 40)
 NO_BASELINE = {"cpu": Throughput(flops=1e10, baseline_bytes=0)}
-
-
-def build_bert(folder: Path, hidden: int, layers: int) -> Path:
-    """A BERT big enough that its activations outweigh the worker's imports (hidden 256, 4 layers: 3.4M
-    parameters, ~0.5 GB of activations at batch 16 x 256 tokens)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    if (folder / "config.json").is_file():
-        return folder
-    folder.mkdir(parents=True)
-    build_tokenizer(folder, [text for text, _ in sentences(400, seed=1)] + POSITIVE + NEGATIVE)
-    config = BertConfig(vocab_size=len(AutoTokenizer.from_pretrained(folder)), hidden_size=hidden,
-                        num_hidden_layers=layers, num_attention_heads=4, intermediate_size=4 * hidden,
-                        max_position_embeddings=512, attn_implementation="eager")
-    BertModel(config).save_pretrained(folder)
-    return folder
-
-
-def long_reviews(path: Path, rows: int, words: int) -> Path:
-    """Reviews of about `words` words, so that every example fills data.max_length."""
-    rng = random.Random(0)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        for row in range(rows):
-            text = " ".join(t for t, _ in sentences(words // 7 + 1, seed=row))
-            writer.writerow([text, rng.choice(["positive", "negative"])])
-    return path
 
 
 def medium_spec(folder: Path, **training: Any) -> JobSpec:
@@ -65,22 +31,6 @@ def medium_spec(folder: Path, **training: Any) -> JobSpec:
                        "data": {"train": str(data), "max_length": 256},
                        "training": {"batch_size": 16, "max_steps": 2, "eval_strategy": "no", "save_strategy": "no",
                                     "logging_steps": 1, **training}}, folder)
-
-
-def worker_peak_rss(spec: JobSpec, state: Path) -> int:
-    """Runs the real worker (`python -m finetune_studio.worker JOB_DIR`, no server: the reporter spools)
-    and returns its peak resident memory in bytes."""
-    state.mkdir(parents=True, exist_ok=True)
-    store = Store(state / "studio.db")
-    job = Jobs(store, Broker(), state).submit(spec)
-    store.close()
-    code = ("import resource, sys; from finetune_studio import worker; sys.argv = ['worker', sys.argv[1]]; "
-            "code = worker.main(); print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", code, str(state / "jobs" / job.id)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    peaks = [line for line in done.stdout.splitlines() if line.startswith("PEAK")]
-    assert done.returncode == 0 and peaks, done.stdout[-3000:] + done.stderr[-3000:]
-    return int(peaks[0].split()[1]) * 1024  # Linux: KiB
 
 
 def test_peak_memory_of_a_real_training_is_within_a_quarter_of_the_estimate(

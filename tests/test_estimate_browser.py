@@ -8,7 +8,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from conftest import RunningServer
-from dashboard_driver import open_dashboard
+from finetune_studio.testing.dashboard_driver import open_dashboard
 
 
 def test_the_form_shows_the_estimate_as_the_user_edits(server: RunningServer, tiny_spec: dict[str, Any],

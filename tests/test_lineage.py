@@ -15,8 +15,8 @@ import pytest
 from conftest import RunningServer, start_server
 from finetune_studio import lineage
 from finetune_studio.spec import parse_spec
+from finetune_studio.testing.tiny_models import sentences
 from finetune_studio.wire import RunCreate
-from tiny_models import sentences
 
 CODE = "learning_rate = 0.01\nepochs = 2\nprint('prepare the data')\n"
 

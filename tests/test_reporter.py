@@ -68,8 +68,7 @@ def test_plain_trainer_script_with_studio_callback_becomes_an_attached_run(
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from tiny_models import sentences
+        from finetune_studio.testing.tiny_models import sentences
         import datasets
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,
                                   TrainingArguments, DataCollatorWithPadding)

@@ -15,7 +15,14 @@ from finetune_studio.errors import DataError, FieldProblem
 from finetune_studio.spec import JobSpec, parse_spec
 from finetune_studio.tasks import check_data
 from finetune_studio.tasks.data import load_data
-from tiny_models import instruction_rows, ner_sentences, qa_rows, translation_rows, write_conll, write_jsonl
+from finetune_studio.testing.tiny_models import (
+    instruction_rows,
+    ner_sentences,
+    qa_rows,
+    translation_rows,
+    write_conll,
+    write_jsonl,
+)
 
 GOOD_CSV = "text,label\ngood film,positive\ndull film,negative\nfine film,positive\n"
 

@@ -18,8 +18,7 @@ from finetune_studio import lora
 from finetune_studio.errors import SpecError, Unsupported
 from finetune_studio.spec import JobSpec, parse_spec
 from finetune_studio.tasks import load_task
-from task_runs import QUICK_TRAINING, run_to_completion
-from tiny_models import (
+from finetune_studio.testing.tiny_models import (
     build_tiny_encoder,
     build_tiny_llama,
     build_tiny_t5,
@@ -32,6 +31,7 @@ from tiny_models import (
     write_conll,
     write_jsonl,
 )
+from task_runs import QUICK_TRAINING, run_to_completion
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from conftest import RunningServer
 from finetune_studio.errors import DataError
 from finetune_studio.spec import parse_spec
 from finetune_studio.tasks import question_answering as qa
+from finetune_studio.testing.tiny_models import CAPITALS, build_tiny_encoder, built, qa_rows, write_jsonl
 from task_runs import QUICK_TRAINING, metric_names, run_to_completion, samples
-from tiny_models import CAPITALS, build_tiny_encoder, built, qa_rows, write_jsonl
 
 LONG_CONTEXT = ("the weather was mild and the markets were quiet that week . " * 4
                 + "everyone agreed that the harbour of norway is bergen . the end .")

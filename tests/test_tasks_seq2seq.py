@@ -13,8 +13,8 @@ from conftest import RunningServer
 from finetune_studio.errors import DataError, Unsupported
 from finetune_studio.spec import parse_spec
 from finetune_studio.tasks import seq2seq
+from finetune_studio.testing.tiny_models import build_tiny_encoder, build_tiny_t5, built, translation_rows, write_jsonl
 from task_runs import QUICK_TRAINING, metric_names, run_to_completion, samples
-from tiny_models import build_tiny_encoder, build_tiny_t5, built, translation_rows, write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from conftest import RunningServer
 from finetune_studio.errors import DataError
 from finetune_studio.spec import parse_spec
 from finetune_studio.tasks import token_classification as ner
+from finetune_studio.testing.tiny_models import build_tiny_encoder, built, ner_sentences, write_conll, write_jsonl
 from task_runs import QUICK_TRAINING, metric_names, run_to_completion, samples
-from tiny_models import build_tiny_encoder, built, ner_sentences, write_conll, write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import torch
 from playwright.sync_api import expect
 
 from conftest import ARTIFACTS, RunningServer
-from dashboard_driver import open_dashboard
 from finetune_studio import debug
+from finetune_studio.testing.dashboard_driver import open_dashboard
 
 pytestmark = pytest.mark.browser
 

@@ -267,3 +267,31 @@ def build_tiny_llama(folder: Path, chat_template: bool = True) -> Path:
 def built(folder: Path, builder: Callable[[Path], Path]) -> Path:
     """`builder(folder)` once per test session: test modules share the models of the session's temp folder."""
     return folder if (folder / "config.json").is_file() else builder(folder)
+
+
+def build_bert(folder: Path, hidden: int, layers: int) -> Path:
+    """A BERT big enough that its activations outweigh the worker's imports (hidden 256, 4 layers: 3.4M
+    parameters, ~0.5 GB of activations at batch 16 x 256 tokens)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    if (folder / "config.json").is_file():
+        return folder
+    folder.mkdir(parents=True)
+    build_tokenizer(folder, [text for text, _ in sentences(400, seed=1)] + POSITIVE + NEGATIVE)
+    config = BertConfig(vocab_size=len(AutoTokenizer.from_pretrained(folder)), hidden_size=hidden,
+                        num_hidden_layers=layers, num_attention_heads=4, intermediate_size=4 * hidden,
+                        max_position_embeddings=512, attn_implementation="eager")
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def long_reviews(path: Path, rows: int, words: int) -> Path:
+    """Reviews of about `words` words, so that every example fills data.max_length."""
+    rng = random.Random(0)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for row in range(rows):
+            text = " ".join(t for t, _ in sentences(words // 7 + 1, seed=row))
+            writer.writerow([text, rng.choice(["positive", "negative"])])
+    return path
