@@ -122,3 +122,42 @@ def test_no_false_alarm_on_a_normal_run(server: RunningServer, tiny_spec: dict[s
     final = server.wait_for(job.id, timeout=240)
     assert final.state == "completed", final.error
     assert events_of(server, job.id, "anomaly") == []
+
+
+ATTACHED_SCRIPT = '''
+import datasets
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                          TrainingArguments)
+from finetune_studio import StudioCallback
+from finetune_studio.testing.tiny_models import sentences
+
+tokenizer = AutoTokenizer.from_pretrained({model!r})
+rows = sentences(40, seed=3)
+rows.insert(17, ({planted!r}, "negative"))
+data = datasets.Dataset.from_dict({{"text": [t for t, _ in rows], "label": [int(l == "positive") for _, l in rows]}})
+data = data.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+model = AutoModelForSequenceClassification.from_pretrained({model!r}, num_labels=2)
+args = TrainingArguments({out!r}, num_train_epochs=1, per_device_train_batch_size=8, logging_steps=1,
+                         report_to="none", save_strategy="no", use_cpu=True)
+Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=[StudioCallback(name="hooked", break_on=["nan"], on_anomaly="stop")]).train()
+'''
+
+
+def test_studio_callback_break_on_catches_an_attached_scripts_nan(
+        server: RunningServer, poisoned_bert: Path, tmp_path: Path) -> None:
+    """`StudioCallback(break_on=...)`: the same detectors for a user's own Trainer, through a forward hook."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(ATTACHED_SCRIPT.format(model=str(poisoned_bert), planted=PLANTED, out=str(tmp_path / "out")))
+    done = subprocess.run([sys.executable, str(script)], cwd=server.data_dir.parent, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = [j for j in server.client.jobs() if j.name == "hooked"]
+    final = server.wait_for(run.id, timeout=30)
+    assert final.state == "failed" and final.error is not None and final.error.type == "anomaly"
+    [anomaly] = events_of(server, run.id, "anomaly")
+    assert anomaly["kind"] == "nan" and anomaly["saved_to"] and Path(anomaly["saved_to"]).is_file()
+    assert f"step {anomaly['step']}" in final.error.message

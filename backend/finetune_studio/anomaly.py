@@ -257,3 +257,50 @@ def watching_trainer(base: type) -> type:
 
     WatchingTrainer.__name__ = f"Watching{base.__name__}"
     return WatchingTrainer
+
+
+class HookedWatch:
+    """The detectors for a Trainer that is not ours (a user's script with `StudioCallback(break_on=...)`):
+    a forward hook on the model sees each training forward pass (its inputs, outputs and loss), and
+    `before_optimizer_step` the gradients. The batch's training rows are not known there."""
+
+    def __init__(self, watch: AnomalyWatch) -> None:
+        self.watch = watch
+        self.step = 0
+        self._handle: Any = None
+        self._fired_at: int | None = None
+        self._last: tuple[Any, Any, Any] = ({}, None, None)
+
+    def attach(self, model: Any) -> None:
+        self._handle = model.register_forward_hook(self._forward, with_kwargs=True)
+
+    def detach(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+
+    def _forward(self, module: Any, args: Any, kwargs: Any, output: Any) -> None:
+        if not module.training:
+            return
+        loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
+        self._last = (kwargs, output, loss)
+        if self._fired_at != self.step:
+            anomaly = self.watch.check_forward(self.step, loss, output)
+            if anomaly is not None:
+                self._fired_at = self.step
+                self.watch.fire(anomaly, [], kwargs, module, output, loss)
+
+    def before_optimizer_step(self, model: Any) -> None:
+        import torch
+
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads:
+            return
+        norm = torch.nn.utils.get_total_norm(grads)
+        if self._fired_at != self.step:
+            anomaly = self.watch.check_gradients(self.step, norm)
+            if anomaly is not None:
+                self._fired_at = self.step
+                inputs, outputs, loss = self._last
+                self.watch.fire(anomaly, [], inputs, model, outputs, loss)
+        if "nan" in self.watch.settings.break_on and not math.isfinite(float(norm)):
+            model.zero_grad(set_to_none=True)  # skip the broken update instead of poisoning every weight

@@ -238,11 +238,18 @@ class StudioCallback(TrainerCallback):
     attached run on the first `on_train_begin`."""
 
     def __init__(self, client: ReporterClient | None = None, name: str | None = None,
-                 eval_details: Any = None, stop_on_nan: bool = False) -> None:
+                 eval_details: Any = None, stop_on_nan: bool = False, break_on: list[str] | None = None,
+                 on_anomaly: str = "continue") -> None:
+        """`break_on` (any of "nan", "spike", "grad_spike") turns on the anomaly detectors of `anomaly.py`
+        for this script's Trainer: under a debugger it stops at the anomaly, else it saves the batch to
+        `<output_dir>/anomalies/` and goes on (or stops, with `on_anomaly="stop"`)."""
         self.client = client
         self.name = name
         self.eval_details = eval_details
         self.stop_on_nan = stop_on_nan
+        self.break_on = list(break_on or [])
+        self.on_anomaly = on_anomaly
+        self._hooked: Any = None  # anomaly.HookedWatch, once training begins
         self.nan_step: int | None = None
         self._attached = client is None
         self._ended = False
@@ -324,6 +331,13 @@ class StudioCallback(TrainerCallback):
         if self.client is None and state.is_world_process_zero:
             self.client = self._open_run(args, kwargs.get("model"))
             self._watch_exit()
+        if self.break_on and self.client is not None and kwargs.get("model") is not None:
+            from .anomaly import AnomalySettings, AnomalyWatch, HookedWatch
+
+            watch = AnomalyWatch(AnomalySettings(break_on=frozenset(self.break_on), on_anomaly=self.on_anomaly),
+                                 Path(args.output_dir or "."), self.client.emit, self.client.flush)
+            self._hooked = HookedWatch(watch)
+            self._hooked.attach(kwargs["model"])
         self._started_at = time.time()
         self._start_step = state.global_step
 
@@ -347,7 +361,21 @@ class StudioCallback(TrainerCallback):
             self.nan_step = state.global_step
             control.should_training_stop = True
 
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._hooked is not None:
+            self._hooked.step = state.global_step + 1
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._hooked is not None and kwargs.get("model") is not None:
+            self._hooked.before_optimizer_step(kwargs["model"])
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._hooked is not None:
+            if self._hooked.watch.save_requested:
+                self._hooked.watch.save_requested = False
+                control.should_save = True
+            if self._hooked.watch.stop_requested is not None:
+                control.should_training_stop = True
         if self.client is not None and state.is_world_process_zero and state.global_step % 5 == 0:
             self._progress(args, state)
 
@@ -366,7 +394,13 @@ class StudioCallback(TrainerCallback):
         if self.client is None or not state.is_world_process_zero:
             return
         self._progress(args, state)
-        if self._attached:
+        stopped = self._hooked.watch.stop_requested if self._hooked is not None else None
+        if self._hooked is not None:
+            self._hooked.detach()
+        if self._attached and stopped is not None:
+            self._end("failed", {"type": "anomaly", "message": stopped.message(),
+                                 "hint": f"the batch is saved in {stopped.saved_to}"})
+        elif self._attached:
             self._end("completed", None)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
