@@ -217,14 +217,18 @@ def train_job(spec: JobSpec, job_dir: Path, client: Any, attempt: int, stop: Gra
         recorder.close()
 
 
-def main() -> int:
-    job_dir = Path(sys.argv[1]).resolve()
-    result = run(job_dir)
+def finish(job_dir: Path, result: dict[str, Any]) -> int:
+    """Write the attempt's `result.json` (rank 0 only), say its error on stderr, and give the exit code."""
     if int(os.environ.get("RANK", "0")) == 0:
         (job_dir / "result.json").write_text(json.dumps(result), encoding="utf-8")
     if result.get("error"):
         print(f"{result['error']['type']}: {result['error']['message']}", file=sys.stderr, flush=True)
     return 0 if result["state"] in ("completed", "cancelled") else 1
+
+
+def main() -> int:
+    job_dir = Path(sys.argv[1]).resolve()
+    return finish(job_dir, run(job_dir))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ return; the driver writes `result.json` and removes the relay, so no actor of th
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -258,13 +257,10 @@ def run(job_dir: Path) -> dict[str, Any]:
 def main() -> int:
     # Ray pickles the train loop by reference: it must come from the importable module, not __main__.
     from finetune_studio.executors import ray as executor
+    from finetune_studio.worker import finish
 
     job_dir = Path(sys.argv[1]).resolve()
-    result = executor.run(job_dir)
-    (job_dir / "result.json").write_text(json.dumps(result), encoding="utf-8")
-    if result.get("error"):
-        print(f"{result['error']['type']}: {result['error']['message']}", file=sys.stderr, flush=True)
-    return 0 if result["state"] in ("completed", "cancelled") else 1
+    return finish(job_dir, executor.run(job_dir))
 
 
 if __name__ == "__main__":
