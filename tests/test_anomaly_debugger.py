@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from conftest import RunningServer
 from test_anomaly import planted_data, poisoned_bert  # noqa: F401 - the fixture is used by name
-from test_debugger_capture import CAPTURE, DapClient, evaluate
+from test_debugger_capture import CAPTURE, debug_session, evaluate
 
 LAUNCHER = '''\
 import pathlib, sys
@@ -49,25 +47,9 @@ save_strategy = "no"
 break_on = ["nan"]
 ''', encoding="utf-8")
     port_file = tmp_path / "port.txt"
-    launcher = tmp_path / "launch.py"
-    launcher.write_text(LAUNCHER.format(port_file=str(port_file), config=str(config),
-                                        data_dir=str(server.data_dir)))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYDEVD_DISABLE_FILE_VALIDATION="1", OMP_NUM_THREADS="1")
-    log = tmp_path / "train.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-Xfrozen_modules=off", str(launcher)], stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    dap = None
-    try:
-        deadline = time.time() + 60
-        while not port_file.is_file() or not port_file.read_text():
-            assert process.poll() is None and time.time() < deadline, log.read_text()
-            time.sleep(0.05)
-        dap = DapClient(int(port_file.read_text()))
-        dap.request("initialize", clientID="fine-tune-studio-test", adapterID="debugpy", pathFormat="path",
-                    linesStartAt1=True, columnsStartAt1=True)
-        attach = dap.send("attach", justMyCode=False)
-        dap.event("initialized")
+    launcher = LAUNCHER.format(port_file=str(port_file), config=str(config), data_dir=str(server.data_dir))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    with debug_session(launcher, port_file, tmp_path, env) as (dap, attach, process, log):
         dap.request("configurationDone")
         dap.response(attach)
 
@@ -107,9 +89,3 @@ break_on = ["nan"]
         run = server.wait_for(run_id, timeout=30)
         assert run.state == "completed" and run.kind == "attached" and run.spec is not None
         assert run.spec.debug.break_on == ["nan"]
-    finally:
-        if dap is not None:
-            dap.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()

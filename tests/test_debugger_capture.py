@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,19 +120,19 @@ def evaluate(dap: DapClient, frame_id: int, expression: str) -> str:
     return str(ast.literal_eval(answer["body"]["result"]))
 
 
-def test_capture_from_a_real_debugger_session(server: RunningServer, tiny_bert: Path, tmp_path: Path) -> None:
-    script = tmp_path / "user_script.py"
-    script.write_text(SCRIPT.format(model=str(tiny_bert)))
-    launcher = tmp_path / "launch.py"
-    port_file = tmp_path / "port.txt"
-    launcher.write_text(LAUNCHER.format(script=str(script), port_file=str(port_file)))
-    break_line = next(i for i, line in enumerate(SCRIPT.splitlines(), 1) if "# BREAK" in line)
-    env = dict(os.environ, FINETUNE_STUDIO_HOME=str(server.data_dir), HF_HUB_OFFLINE="1",
-               PYDEVD_DISABLE_FILE_VALIDATION="1")
-    log = tmp_path / "script.log"
+@contextmanager
+def debug_session(launcher: str, port_file: Path, tmp_path: Path,
+                  env: dict[str, str]) -> Iterator[tuple[DapClient, int, subprocess.Popen[bytes], Path]]:
+    """Runs the `launcher` source (which listens with debugpy and writes its port to `port_file`) and
+    attaches as an IDE does. Yields the client, the attach request's seq (answered once the caller has
+    sent configurationDone), the process and its log; kills the process if it is still running after."""
+    script = tmp_path / "launch.py"
+    script.write_text(launcher)
+    log = tmp_path / "debuggee.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-Xfrozen_modules=off", str(launcher)], stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        process = subprocess.Popen([sys.executable, "-Xfrozen_modules=off", str(script)], stdout=out,
+                                   stderr=subprocess.STDOUT, env={**env, "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+                                   cwd=tmp_path)
     dap = None
     try:
         deadline = time.time() + 60
@@ -142,6 +144,23 @@ def test_capture_from_a_real_debugger_session(server: RunningServer, tiny_bert: 
                     linesStartAt1=True, columnsStartAt1=True)
         attach = dap.send("attach", justMyCode=False)
         dap.event("initialized")
+        yield dap, attach, process, log
+    finally:
+        if dap is not None:
+            dap.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_capture_from_a_real_debugger_session(server: RunningServer, tiny_bert: Path, tmp_path: Path) -> None:
+    script = tmp_path / "user_script.py"
+    script.write_text(SCRIPT.format(model=str(tiny_bert)))
+    port_file = tmp_path / "port.txt"
+    launcher = LAUNCHER.format(script=str(script), port_file=str(port_file))
+    break_line = next(i for i, line in enumerate(SCRIPT.splitlines(), 1) if "# BREAK" in line)
+    env = dict(os.environ, FINETUNE_STUDIO_HOME=str(server.data_dir), HF_HUB_OFFLINE="1")
+    with debug_session(launcher, port_file, tmp_path, env) as (dap, attach, process, log):
         breakpoints = dap.request("setBreakpoints", source={"path": str(script)},
                                   breakpoints=[{"line": break_line}])
         assert breakpoints["body"]["breakpoints"][0]["verified"]
@@ -173,9 +192,3 @@ def test_capture_from_a_real_debugger_session(server: RunningServer, tiny_bert: 
         dap.request("continue", threadId=stopped["body"]["threadId"])
         assert process.wait(timeout=120) == 0
         assert "at the breakpoint" in log.read_text()
-    finally:
-        if dap is not None:
-            dap.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
