@@ -125,17 +125,13 @@ def test_no_false_alarm_on_a_normal_run(server: RunningServer, tiny_spec: dict[s
 
 
 ATTACHED_SCRIPT = '''
-import datasets
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                           TrainingArguments)
 from finetune_studio import StudioCallback
-from finetune_studio.testing.tiny_models import sentences
+from finetune_studio.testing.tiny_models import classification_dataset
 
 tokenizer = AutoTokenizer.from_pretrained({model!r})
-rows = sentences(40, seed=3)
-rows.insert(17, ({planted!r}, "negative"))
-data = datasets.Dataset.from_dict({{"text": [t for t, _ in rows], "label": [int(l == "positive") for _, l in rows]}})
-data = data.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+data = classification_dataset(tokenizer, 40, seed=3, planted=(17, {planted!r}, "negative"))
 model = AutoModelForSequenceClassification.from_pretrained({model!r}, num_labels=2)
 args = TrainingArguments({out!r}, num_train_epochs=1, per_device_train_batch_size=8, logging_steps=1,
                          report_to="none", save_strategy="no", use_cpu=True)

@@ -31,8 +31,7 @@ def _script(folder: Path, tiny_bert: Path, at_step_3: str) -> Path:
     script = folder / "train.py"
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
-        from finetune_studio.testing.tiny_models import sentences
-        import datasets
+        from finetune_studio.testing.tiny_models import classification_dataset
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback,
                                   TrainingArguments, DataCollatorWithPadding)
         from finetune_studio import StudioCallback
@@ -44,10 +43,7 @@ def _script(folder: Path, tiny_bert: Path, at_step_3: str) -> Path:
                     {at_step_3}
 
         tokenizer = AutoTokenizer.from_pretrained({str(tiny_bert)!r})
-        rows = sentences(64)
-        data = datasets.Dataset.from_dict({{"text": [t for t, _ in rows],
-                                           "label": [int(l == "positive") for _, l in rows]}})
-        data = data.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+        data = classification_dataset(tokenizer, 64)
         model = AutoModelForSequenceClassification.from_pretrained({str(tiny_bert)!r}, num_labels=2)
         args = TrainingArguments({str(folder / "out")!r}, num_train_epochs=1, per_device_train_batch_size=8,
                                  logging_steps=1, report_to="none", save_strategy="no", use_cpu=True)

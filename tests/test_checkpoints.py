@@ -62,17 +62,13 @@ def test_worker_killed_while_saving_leaves_no_newest_checkpoint(tiny_bert: Path,
     out = tmp_path / "out"
     script.write_text(textwrap.dedent(f"""
         import os, signal, sys
-        from finetune_studio.testing.tiny_models import sentences
-        import datasets
+        from finetune_studio.testing.tiny_models import classification_dataset
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,
                                   TrainingArguments, DataCollatorWithPadding)
         from finetune_studio.checkpoints import atomic_trainer
 
         tokenizer = AutoTokenizer.from_pretrained({str(tiny_bert)!r})
-        rows = sentences(64)
-        data = datasets.Dataset.from_dict({{"text": [t for t, _ in rows],
-                                           "label": [int(l == "positive") for _, l in rows]}})
-        data = data.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+        data = classification_dataset(tokenizer, 64)
         model = AutoModelForSequenceClassification.from_pretrained({str(tiny_bert)!r}, num_labels=2)
         args = TrainingArguments({str(out)!r}, max_steps=8, per_device_train_batch_size=8, save_steps=4,
                                  report_to="none", use_cpu=True)
@@ -153,8 +149,7 @@ def test_points_before_a_checkpoint_are_safe_before_it_counts(tiny_bert: Path, t
     script.write_text(textwrap.dedent(f"""
         import os, signal, socket, sys
         from pathlib import Path
-        from finetune_studio.testing.tiny_models import sentences
-        import datasets
+        from finetune_studio.testing.tiny_models import classification_dataset
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback,
                                   TrainingArguments, DataCollatorWithPadding)
         from finetune_studio import reporter
@@ -173,10 +168,7 @@ def test_points_before_a_checkpoint_are_safe_before_it_counts(tiny_bert: Path, t
                     os.kill(os.getpid(), signal.SIGKILL)
 
         tokenizer = AutoTokenizer.from_pretrained({str(tiny_bert)!r})
-        rows = sentences(128)
-        data = datasets.Dataset.from_dict({{"text": [t for t, _ in rows],
-                                           "label": [int(l == "positive") for _, l in rows]}})
-        data = data.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+        data = classification_dataset(tokenizer, 128)
         model = AutoModelForSequenceClassification.from_pretrained({str(tiny_bert)!r}, num_labels=2)
         args = TrainingArguments({str(out)!r}, max_steps=12, per_device_train_batch_size=8, save_steps=4,
                                  logging_steps=1, report_to="none", use_cpu=True)

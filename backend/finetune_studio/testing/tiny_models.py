@@ -8,6 +8,7 @@ import csv
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 POSITIVE = "great wonderful brilliant moving funny superb delightful charming clever touching".split()
 NEGATIVE = "terrible boring awful dull clumsy tedious bland painful lifeless messy".split()
@@ -295,3 +296,17 @@ def long_reviews(path: Path, rows: int, words: int) -> Path:
             text = " ".join(t for t, _ in sentences(words // 7 + 1, seed=row))
             writer.writerow([text, rng.choice(["positive", "negative"])])
     return path
+
+
+def classification_dataset(tokenizer: Any, count: int, seed: int = 0,
+                           planted: tuple[int, str, str] | None = None) -> Any:
+    """`sentences(count, seed)` tokenized as a user's script tokenizes them for `Trainer` (labels 0/1);
+    `planted` = (index, text, label) inserts one row of its own."""
+    import datasets
+
+    rows = sentences(count, seed=seed)
+    if planted is not None:
+        rows.insert(planted[0], (planted[1], planted[2]))
+    data = datasets.Dataset.from_dict({"text": [text for text, _ in rows],
+                                       "label": [int(label == "positive") for _, label in rows]})
+    return data.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
