@@ -60,7 +60,10 @@ def test_run_exits_non_zero_with_the_error_and_hint(server: RunningServer, tiny_
     config.write_text(tomli_w.dumps(tiny_spec), encoding="utf-8")
     result = cli("run", str(config), "--data-dir", str(server.data_dir), cwd=tmp_path)
     assert result.returncode == 1
-    assert "no column 'review'" in result.stderr and "hint: its columns are: text, label" in result.stderr
+    # refused at submit now (issue 11), naming the field and the columns that exist; no job was queued
+    assert "data.text_column" in result.stderr and "no column 'review'" in result.stderr
+    assert "its columns are: text, label" in result.stderr and "hint: " in result.stderr
+    assert "Traceback" not in result.stderr and server.client.jobs() == []
 
 
 def test_run_refuses_a_bad_toml_before_submitting(tmp_path: Path) -> None:
