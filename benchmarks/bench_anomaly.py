@@ -25,7 +25,7 @@ NAME = "anomaly"
 
 
 def one_run(folder: Path, model: Path, train: Path, steps: int, detectors: list[str]) -> float:
-    from finetune_studio.reporter import ReporterClient
+    from finetune_studio.delivery import ReporterClient
     from finetune_studio.spec import JobSpec
     from finetune_studio.worker import GracefulStop, train_job
 

@@ -100,7 +100,8 @@ def bench_million(server: RunningServer, browser: Any, points: int) -> dict[str,
 def bench_latency(server: RunningServer, browser: Any, seconds: float, rate: float = 10.0) -> dict[str, Any]:
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
-    from finetune_studio.reporter import ReporterClient, StudioCallback
+    from finetune_studio.delivery import ReporterClient
+    from finetune_studio.reporter import StudioCallback
 
     job_id = open_run(server, "latency")
     steps = int(seconds * rate)

@@ -33,7 +33,8 @@ from typing import Any
 import httpx
 
 from finetune_studio.client import StudioClient, parse_sse
-from finetune_studio.reporter import FLUSH_SECONDS, ReporterClient, StudioCallback
+from finetune_studio.delivery import FLUSH_SECONDS, ReporterClient
+from finetune_studio.reporter import StudioCallback
 from finetune_studio.testing import studio_server
 
 HERE = Path(__file__).resolve().parent

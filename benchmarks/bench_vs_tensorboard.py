@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from finetune_studio.reporter import MAX_BATCH, ReporterClient
+from finetune_studio.delivery import MAX_BATCH, ReporterClient
 from finetune_studio.testing import studio_server
 
 HERE = Path(__file__).resolve().parent

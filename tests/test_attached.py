@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RunningServer, start_server
-from finetune_studio.reporter import ReporterClient
+from finetune_studio.delivery import ReporterClient
 from finetune_studio.wire import Job
 
 TIMEOUT = 4  # FINETUNE_STUDIO_RUN_TIMEOUT of these tests' server (the default is 60 s)

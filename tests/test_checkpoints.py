@@ -152,14 +152,14 @@ def test_points_before_a_checkpoint_are_safe_before_it_counts(tiny_bert: Path, t
         from finetune_studio.testing.tiny_models import classification_dataset
         from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainerCallback,
                                   TrainingArguments, DataCollatorWithPadding)
-        from finetune_studio import reporter
+        from finetune_studio import delivery, reporter
         from finetune_studio.checkpoints import atomic_trainer
 
-        reporter.FLUSH_SECONDS, reporter.URGENT = 600.0, frozenset()  # only a flush sends
+        delivery.FLUSH_SECONDS, delivery.URGENT = 600.0, frozenset()  # only a flush sends
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             closed_port = sock.getsockname()[1]
-        client = reporter.ReporterClient(f"http://127.0.0.1:{{closed_port}}", "token-of-no-server", "job", 1,
+        client = delivery.ReporterClient(f"http://127.0.0.1:{{closed_port}}", "token-of-no-server", "job", 1,
                                          Path({str(spool)!r}))
 
         class KillAfterCheckpoint(TrainerCallback):  # runs before StudioCallback's own on_save flush

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from conftest import RunningServer, start_server
-from finetune_studio import reporter
+from finetune_studio import delivery
 from finetune_studio.client import StudioClient
-from finetune_studio.reporter import ReporterClient
+from finetune_studio.delivery import ReporterClient
 
 
 def _attached(server: RunningServer) -> str:
@@ -148,7 +148,7 @@ def test_reporter_sends_a_logged_metric_at_once(server: RunningServer, tmp_path:
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 12: on_log -> point drawn took p50 134 ms, p95 219 ms because every event waited for the
     reporter's 0.2 s flush timer. A metric is sent when it is emitted; only progress waits."""
-    monkeypatch.setattr(reporter, "FLUSH_SECONDS", 30.0)  # a metric that waited for the timer would miss
+    monkeypatch.setattr(delivery, "FLUSH_SECONDS", 30.0)  # a metric that waited for the timer would miss
     job_id = _attached(server)
     thread, arrived = _arrivals(server, job_id, 10)
     client = ReporterClient(server.url, server.token, job_id, 1, tmp_path / "spool.jsonl")
@@ -171,7 +171,7 @@ def test_reporter_sends_a_logged_metric_at_once(server: RunningServer, tmp_path:
 def test_flush_returns_once_the_events_are_on_the_server(server: RunningServer, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """on_save (and the worker, before a checkpoint counts) flushes: a crash right after loses nothing."""
-    monkeypatch.setattr(reporter, "FLUSH_SECONDS", 30.0)
+    monkeypatch.setattr(delivery, "FLUSH_SECONDS", 30.0)
     job_id = _attached(server)
     client = ReporterClient(server.url, server.token, job_id, 1, tmp_path / "spool.jsonl")
     try:

@@ -264,8 +264,8 @@ def train(args: argparse.Namespace) -> int:
     """Run a finetune.toml's training in this process, reported as an attached run: what the IDE's Debug
     Fine-tune runs under its debugger, and what any other debugger (pdb, VS Code) can run too. With
     `[debug] break_on`, an anomaly stops the debugger in a frame that holds the batch and the model."""
+    from .delivery import ReporterClient
     from .devices import gpu_count
-    from .reporter import ReporterClient
     from .spec import check_files
     from .worker import GracefulStop, train_job
 

@@ -118,7 +118,7 @@ def job_spec(job_dir: Path) -> JobSpec:
 
 def run(job_dir: Path) -> dict[str, Any]:
     """One attempt of the managed job whose folder is `job_dir`, reporting to the server that launched it."""
-    from .reporter import ReporterClient
+    from .delivery import ReporterClient
 
     spec = job_spec(job_dir)
     attempt = int(os.environ.get("FINETUNE_STUDIO_ATTEMPT", "1"))

@@ -45,7 +45,7 @@ class Relay:
 
     def __init__(self, url: str | None, token: str | None, job_id: str | None, attempt: int, spool: str,
                  state_dir: str | None) -> None:
-        from ..reporter import ReporterClient
+        from ..delivery import ReporterClient
 
         self.client = ReporterClient(url, token, job_id, attempt, Path(spool),
                                      state_dir=Path(state_dir) if state_dir else None)
