@@ -85,16 +85,23 @@ def test_two_cpu_processes_train_like_one_with_each_step_once(
     assert (Path(two.output_dir).parent / "result.json").is_file()
 
 
-def test_cancel_stops_every_rank_and_resume_continues_with_the_same_processes(
-        shared_server: RunningServer, tiny_spec: dict[str, Any]) -> None:
-    tiny_spec["training"].update(max_steps=60, batch_size=8, save_strategy="no", eval_strategy="no")
-    tiny_spec["resources"] = {"processes": 2}
-    job = shared_server.client.submit(tiny_spec)
-    shared_server.wait_for(job.id, {"running"})
-    pid = worker_pid(shared_server, job.id)
+def two_ranks_at_step(server: RunningServer, spec: dict[str, Any], max_steps: int,
+                      step: int) -> tuple[Any, psutil.Process, list[psutil.Process]]:
+    """Submit `spec` as a 2-process CPU job and return it, its torchrun and its ranks once it logged `step`."""
+    spec["training"].update(max_steps=max_steps, batch_size=8, save_strategy="no", eval_strategy="no")
+    spec["resources"] = {"processes": 2}
+    job = server.client.submit(spec)
+    server.wait_for(job.id, {"running"})
+    pid = worker_pid(server, job.id)
     torchrun = psutil.Process(pid)
     ranks = ranks_of(pid, 2)
-    wait_for_step(shared_server, job.id, 3)
+    wait_for_step(server, job.id, step)
+    return job, torchrun, ranks
+
+
+def test_cancel_stops_every_rank_and_resume_continues_with_the_same_processes(
+        shared_server: RunningServer, tiny_spec: dict[str, Any]) -> None:
+    job, torchrun, ranks = two_ranks_at_step(shared_server, tiny_spec, max_steps=60, step=3)
     shared_server.client.cancel(job.id)
     cancelled = shared_server.wait_for(job.id, timeout=120)
     assert cancelled.state == "cancelled", cancelled.error
@@ -114,14 +121,7 @@ def test_cancel_stops_every_rank_and_resume_continues_with_the_same_processes(
 
 def test_a_killed_rank_fails_the_job_with_that_ranks_error(
         shared_server: RunningServer, tiny_spec: dict[str, Any]) -> None:
-    tiny_spec["training"].update(max_steps=400, batch_size=8, save_strategy="no", eval_strategy="no")
-    tiny_spec["resources"] = {"processes": 2}
-    job = shared_server.client.submit(tiny_spec)
-    shared_server.wait_for(job.id, {"running"})
-    pid = worker_pid(shared_server, job.id)
-    torchrun = psutil.Process(pid)
-    ranks = ranks_of(pid, 2)
-    wait_for_step(shared_server, job.id, 2)
+    job, torchrun, ranks = two_ranks_at_step(shared_server, tiny_spec, max_steps=400, step=2)
     victim = next(p for p in ranks if p.environ().get("RANK") == "1")
     os.kill(victim.pid, signal.SIGKILL)
     failed = shared_server.wait_for(job.id, timeout=120)
