@@ -26,6 +26,7 @@ from transformers import TrainerCallback
 
 from .delivery import ReporterClient
 from .discovery import NoServer, find_server
+from .system_metrics import SystemSampler
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class StudioCallback(TrainerCallback):
         self._ended = False
         self._started_at = 0.0
         self._start_step = 0
+        self._sampler: SystemSampler | None = None
 
     # -- attached runs ---------------------------------------------------------------------------
     def _open_run(self, args: Any, model: Any = None) -> ReporterClient:
@@ -172,6 +174,11 @@ class StudioCallback(TrainerCallback):
             self._hooked.attach(kwargs["model"])
         self._started_at = time.time()
         self._start_step = state.global_step
+        # A managed job's ranks each have this callback, so all of them sample and gather (a collective);
+        # a user's script may have it on rank 0 alone, which then reports its own process only.
+        gather = not self._attached and args.world_size > 1
+        if gather or (self.client is not None and state.is_world_process_zero):
+            self._sampler = SystemSampler(state.global_step, gather)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
                **kwargs: Any) -> None:
@@ -210,6 +217,10 @@ class StudioCallback(TrainerCallback):
                 control.should_training_stop = True
         if self.client is not None and state.is_world_process_zero and state.global_step % 5 == 0:
             self._progress(args, state)
+        if self._sampler is not None and self._sampler.due(state.global_step):
+            values = self._sampler.take(state.global_step, args.process_index)
+            if self.client is not None and state.is_world_process_zero:
+                self.client.emit("system", {"step": state.global_step, "values": values})
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                     **kwargs: Any) -> None:

@@ -4,7 +4,9 @@
  * them (smoothing weight, y scale, x axis, reset zoom, CSV), a "smoothed" box per chart, and the
  * redraw of what changed since the last animation frame. Clicking a point of the train loss opens
  * that step's batch; the job's anomalies are markers on the train loss, and a click on one opens its
- * batch too.
+ * batch too. The machine's series (`system/...`: each process's CPU, memory and GPU) are charted in a
+ * "System" group below the others, collapsed unless the user opened it (its charts are drawn only
+ * while it is open).
  */
 
 import { anomalyMarkers } from "./anomalies.js";
@@ -21,9 +23,10 @@ import { chartOrder, smoothedByDefault, spliceRange, toCsv } from "./series.js";
  */
 /**
  * `smooth`: the charts whose box the user ticked or unticked, by series name; the others follow
- * `smoothedByDefault`. Kept in localStorage, so the choice holds for every job and across reloads.
+ * `smoothedByDefault`. `systemOpen`: the System group is open. Kept in localStorage, so the choice holds
+ * for every job and across reloads.
  * @typedef {{smoothing: number, yLog: boolean, xMode: import("./series.js").XMode,
- *   smooth: Record<string, boolean>}} ChartSettings
+ *   smooth: Record<string, boolean>, systemOpen: boolean}} ChartSettings
  */
 
 const SETTINGS_KEY = "fts.charts";
@@ -33,7 +36,7 @@ const ZOOM_SETTLE_MS = 150;
 
 /** @returns {ChartSettings} */
 function loadSettings() {
-  const fallback = { smoothing: 0.6, yLog: false, xMode: /** @type {const} */ ("step"), smooth: {} };
+  const fallback = { smoothing: 0.6, yLog: false, xMode: /** @type {const} */ ("step"), smooth: {}, systemOpen: false };
   let saved;
   try {
     saved = JSON.parse(localStorage.getItem(SETTINGS_KEY) ?? "{}");
@@ -46,7 +49,56 @@ function loadSettings() {
     yLog: Boolean(saved.yLog),
     xMode: ["step", "relative", "wall"].includes(saved.xMode) ? saved.xMode : fallback.xMode,
     smooth,
+    systemOpen: Boolean(saved.systemOpen),
   };
+}
+
+/** A series of the System group (backend/finetune_studio/system_metrics.py). @param {string} name */
+function isSystem(name) {
+  return name.startsWith("system/");
+}
+
+/**
+ * What the System series measure, by the last part of their names (docs/api.md, "System series"), in
+ * the order of their charts. A GPU's total memory is no chart: the used memory's title says it.
+ */
+const SYSTEM_TITLES = {
+  cpu_percent: "CPU % (100 = one core)", rss_mb: "resident memory (MiB)",
+  gpu_utilization_percent: "GPU utilisation %", gpu_memory_used_mb: "GPU memory used (MiB)",
+  gpu_power_w: "GPU power (W)",
+};
+const SYSTEM_ORDER = Object.keys(SYSTEM_TITLES);
+
+/** @param {string} name @returns {[number, string]} rank and measure of "system/rank1/rss_mb" */
+function systemParts(name) {
+  const match = name.match(/^system\/rank(\d+)\/(.+)$/);
+  return match ? [Number(match[1]), match[2]] : [-1, name];
+}
+
+/**
+ * "system/rank1/rss_mb" -> "rank 1: resident memory (MiB)"; the GPU's memory with its total.
+ * @param {string} name
+ * @param {number|null|undefined} [total] the GPU's total memory, for its used memory's chart
+ */
+export function systemTitle(name, total) {
+  const [rank, measure] = systemParts(name);
+  if (rank < 0) return seriesTitle(name);
+  const title = SYSTEM_TITLES[/** @type {keyof typeof SYSTEM_TITLES} */ (measure)] ?? measure.replaceAll("_", " ");
+  return `rank ${rank}: ${title}${total ? ` of ${Math.round(total).toLocaleString("en")}` : ""}`;
+}
+
+/** System charts by rank, then measure. @param {string[]} names */
+function systemOrder(names) {
+  /** @param {string} name */
+  const key = (name) => {
+    const [rank, measure] = systemParts(name);
+    const at = SYSTEM_ORDER.indexOf(measure);
+    return [rank, at < 0 ? SYSTEM_ORDER.length : at];
+  };
+  return names.slice().sort((a, b) => {
+    const [ka, kb] = [key(a), key(b)];
+    return ka[0] - kb[0] || ka[1] - kb[1] || a.localeCompare(b);
+  });
 }
 
 /** A series name as an element id: "train/loss" -> "chart-train-loss". @param {string} name */
@@ -83,7 +135,19 @@ export class ChartPanel {
     this.grid = h("div.charts", { id: "charts" });
     this.empty = h("div.empty", { id: "charts-empty" },
       "No points yet: the first arrive after `logging_steps` optimizer steps.");
-    replace(root, this.toolbar(), this.empty, this.grid);
+    this.systemGrid = h("div.charts", { id: "charts-system" });
+    this.systemNote = h("span.muted", { id: "system-note" });
+    this.systemGroup = /** @type {HTMLDetailsElement} */ (h("details.chart-group", {
+      id: "chart-group-system", hidden: true, open: this.settings.systemOpen },
+    h("summary", { title: "CPU, memory and GPU of every process of the job, sampled about every 5 s" },
+      h("strong", null, "System"), " ", this.systemNote),
+    this.systemGrid));
+    this.systemGroup.addEventListener("toggle", () => {
+      this.settings.systemOpen = this.systemGroup.open;
+      localStorage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
+      if (this.systemGroup.open) for (const name of this.charts.keys()) if (isSystem(name)) this.redrawChart(name);
+    });
+    replace(root, this.toolbar(), this.empty, this.grid, this.systemGroup);
   }
 
   toolbar() {
@@ -121,7 +185,7 @@ export class ChartPanel {
       "Smoothing", slider, smoothingValue),
       h("label", null, "Y", yScale),
       h("label", null, "X", xMode),
-      h("button", { id: "reset-zoom", type: "button", onclick: () => resetZoom(this.grid) }, "Reset zoom"),
+      h("button", { id: "reset-zoom", type: "button", onclick: () => resetZoom(this.root) }, "Reset zoom"),
       h("button", { id: "export-csv", type: "button", title: "every point kept in this page, as CSV",
         onclick: () => download(`${this.feed.job.name || this.feed.job.id}-metrics.csv`, toCsv(this.feed.seriesData())) },
       "CSV"),
@@ -205,12 +269,24 @@ export class ChartPanel {
       h("div.chart-foot", null, h("div.note"), h("label.smooth-label", { title: "draw a smoothed line over the raw one" },
         toggle, "smoothed")));
     this.charts.set(name, el);
-    const order = chartOrder([...this.charts.keys()]);
+    const group = isSystem(name);
+    const order = group ? systemOrder([...this.charts.keys()].filter(isSystem))
+      : chartOrder([...this.charts.keys()].filter((n) => !isSystem(n)));
     const before = order[order.indexOf(name) + 1];
     const next = before ? this.charts.get(before)?.parentElement : null;
-    this.grid.insertBefore(card, next ?? null);
+    (group ? this.systemGrid : this.grid).insertBefore(card, next ?? null);
     this.empty.hidden = true;
+    if (group) this.systemChanged();
     return el;
+  }
+
+  /** The System group's heading: how many charts, of which processes. */
+  systemChanged() {
+    const names = [...this.charts.keys()].filter(isSystem);
+    const ranks = [...new Set(names.map((n) => n.match(/^system\/rank(\d+)\//)?.[1]).filter((r) => r !== undefined))];
+    this.systemGroup.hidden = names.length === 0;
+    this.systemNote.textContent = `${names.length} chart${names.length === 1 ? "" : "s"}` +
+      (ranks.length ? ` · rank${ranks.length === 1 ? "" : "s"} ${ranks.join(", ")}` : "");
   }
 
   /**
@@ -234,10 +310,11 @@ export class ChartPanel {
         break;
       }
       const buffer = this.feed.series.get(name);
-      if (!buffer || buffer.length === 0) continue;
+      if (!buffer || buffer.length === 0 || name.endsWith("/gpu_memory_total_mb")) continue;
       if (this.drawnVersion.get(name) === buffer.version) continue;
-      this.drawnVersion.set(name, buffer.version);
       const el = this.card(name);
+      if (isSystem(name) && !this.systemGroup.open) continue; // drawn when the group opens
+      this.drawnVersion.set(name, buffer.version);
       const first = !el.classList.contains("js-plotly-plot");
       const zoom = this.zooms.get(name);
       const before = this.drawnBuffer.get(name);
@@ -245,7 +322,11 @@ export class ChartPanel {
       this.drawnBuffer.set(name, { rewrites: buffer.rewrites, length: buffer.length });
       const how = await drawSeries(el, {
         appendFrom: onlyAppended ? before?.length : undefined,
-        title: seriesTitle(name), smoothing: this.smoothed(name) ? this.settings.smoothing : 0,
+        title: isSystem(name)
+          ? systemTitle(name, name.endsWith("/gpu_memory_used_mb")
+            ? this.feed.series.get(name.replace(/used_mb$/, "total_mb"))?.data.value.at(-1) : null)
+          : seriesTitle(name),
+        smoothing: this.smoothed(name) ? this.settings.smoothing : 0,
         series: zoom?.points ? spliceRange(buffer.data, zoom.points, zoom.from, zoom.to) : buffer.data,
         visible: zoom ? [zoom.from, zoom.to] : null,
         yLog: this.settings.yLog, xMode: this.settings.xMode, origin, revision: this.revision,

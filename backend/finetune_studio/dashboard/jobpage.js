@@ -18,6 +18,7 @@ import { EvalPanel } from "./evalpanel.js";
 import { FINISHED_STATES, FrameScheduler, JobFeed, RESUMABLE_STATES } from "./feed.js";
 import { formatDuration, formatValue, jobDuration, jobFraction } from "./format.js";
 import { badge, h, replace } from "./html.js";
+import { jobLayout } from "./layout.js";
 import { LogPanel } from "./logpanel.js";
 import { TABS } from "./route.js";
 import { emptySeries } from "./series.js";
@@ -318,9 +319,21 @@ export class JobPage {
     /** @param {string} label @param {string} value @param {Record<string, string>} [attrs] */
     const row = (label, value, attrs = {}) => h("tr", null, h("th", null, label), h("td.mono", attrs, value));
     const args = Object.entries(job.training_args ?? {}).sort(([a], [b]) => a.localeCompare(b));
+    const layout = job.spec ? jobLayout(job) : null;
     replace(this.panels.config,
       h("table", null, h("tbody", null,
         row("id", job.id), row("output folder", job.output_dir, { id: "output-dir" }), row("task", job.task))),
+      layout
+        ? [h("h2", null, "Workers and batch"), h("table", { id: "job-layout" }, h("tbody", null,
+          row("executor", layout.executor, { id: "layout-executor" }),
+          row("workers", layout.workers === null ? "as many as GPUs it gets" : String(layout.workers), { id: "layout-workers" }),
+          row("where", layout.where, { id: "layout-where" }),
+          row("batch per device", String(layout.batchSize), { id: "layout-batch" }),
+          row("gradient accumulation", String(layout.accumulation), { id: "layout-accumulation" }),
+          row("global batch", layout.globalBatch === null ? "–"
+            : `${layout.globalBatch} (${layout.batchSize} × ${layout.workers} workers × ${layout.accumulation} accumulation)`,
+          { id: "layout-global-batch" })))]
+        : [],
       job.spec
         ? [h("h2", null, "Spec as submitted (finetune.toml)"), h("pre.toml", { id: "spec-toml" }, toToml(job.spec))]
         : [h("h2", null, "TrainingArguments of the script"),
