@@ -277,6 +277,9 @@ class Store:
         sql = "SELECT seq, type, time, data FROM events WHERE job_id = ? AND seq > ?"
         params: list[Any] = [job_id, after]
         if types:
+            # SQLite picks the primary key for ORDER BY seq and walks every event of the job (0.4 s for the
+            # anomalies of a 1M-point run); the type index finds them in microseconds.
+            sql = sql.replace("FROM events", "FROM events INDEXED BY events_by_type")
             sql += f" AND type IN ({', '.join('?' for _ in types)})"
             params += list(types)
         rows = self.reader().execute(sql + " ORDER BY seq LIMIT ?", [*params, limit]).fetchall()
