@@ -1,4 +1,5 @@
-"""Lineage (issue 16): what a run came from, and exactly what changed between two runs."""
+"""Lineage (issue 16): what a run came from, exactly what changed between two runs, and whether the working
+tree still holds what a run came from (before "Clone as new job")."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 import pytest
 
 from conftest import RunningServer, start_server
-from finetune_studio import lineage
+from finetune_studio import lineage, lineagediff
+from finetune_studio.errors import ApiError
 from finetune_studio.spec import parse_spec
 from finetune_studio.testing.tiny_models import sentences
 from finetune_studio.wire import RunCreate
@@ -70,6 +72,10 @@ def test_two_runs_differ_by_exactly_one_line_of_code_and_one_row_of_data(
     assert recorded["code"]["diff"] == "" and recorded["code"]["files"] == {}
     assert recorded["data"][0]["rows"] == 30 and len(recorded["data"][0]["sha256"]) == 64
     assert recorded["environment"]["torch"] and recorded["environment"]["finetune-studio"]
+    unchanged = client.request("GET", f"/api/jobs/{first.id}/lineage/worktree")
+    assert unchanged["matches"] is True
+    assert unchanged["commit_then"] == unchanged["commit_now"] == recorded["code"]["commit"]
+    assert (unchanged["changed_files"], unchanged["data_changed"], unchanged["note"]) == ([], [], None)
 
     (project / "prepare.py").write_text(CODE.replace("epochs = 2", "epochs = 3"), encoding="utf-8")
     rows = sentences(30, seed=5)
@@ -89,8 +95,30 @@ def test_two_runs_differ_by_exactly_one_line_of_code_and_one_row_of_data(
     assert (data["changed_rows"], data["added_rows"], data["removed_rows"]) == ([12], 0, 0)
     assert "a changed review" in data["rows"][0]["b"]
     assert data["rows"][0]["a"] is None  # the first run's file is gone: only its hash is known
-    for job in (first, second):  # workers outlive the server: let them end here
-        project_server.wait_for(job.id)
+
+    # before cloning the first run: the working tree no longer holds what it came from, and says what
+    since = client.request("GET", f"/api/jobs/{first.id}/lineage/worktree")
+    assert since["matches"] is False and since["commit_now"] == since["commit_then"]
+    assert [(f["path"], f["diff"]) for f in since["changed_files"]] == [(c["path"], c["diff"]) for c in changes["code"]]
+    (data,) = since["data_changed"]
+    assert (data["field"], data["changed_rows"]) == ("data.train", [12])
+    assert data["a"] == recorded["data"][0] and data["b"]["sha256"] != data["a"]["sha256"]
+    assert "a changed review" in data["rows"][0]["b"]
+    assert client.request("GET", f"/api/jobs/{second.id}/lineage/worktree")["matches"] is True
+    with pytest.raises(ApiError) as unknown:
+        client.request("GET", "/api/jobs/no-such-job/lineage/worktree")
+    assert unknown.value.status == 404
+    for job in (first, second):
+        end(project_server, job.id)
+
+
+def end(server: RunningServer, job_id: str) -> None:
+    """Only a job's lineage matters here: cancel it (unless it ended), and wait, as workers outlive the server."""
+    try:
+        server.client.cancel(job_id)
+    except ApiError as error:
+        assert error.status == 409  # it ended already
+    server.wait_for(job_id)
 
 
 def test_a_folder_that_is_not_a_repository_still_records_data_and_versions(
@@ -109,9 +137,13 @@ def test_a_folder_that_is_not_a_repository_still_records_data_and_versions(
     assert recorded.environment["transformers"] and recorded.environment["python"]
     assert lineage.read(job_folder, "j1") == recorded
     same = lineage.record_job(tmp_path / "state" / "jobs" / "j2", "j2", spec, tmp_path, tmp_path / "state")
-    changes = lineage.diff(recorded, same, job_folder, tmp_path / "state" / "jobs" / "j2")
+    changes = lineagediff.diff(recorded, same, job_folder, tmp_path / "state" / "jobs" / "j2")
     assert (changes.spec, changes.code, changes.data, changes.environment) == ([], [], [], [])
     assert changes.code_note is not None
+    check = lineagediff.worktree(recorded, job_folder, tmp_path / "state")
+    assert check.matches is None and check.repository is None and check.data_changed == []
+    assert check.note == f"{tmp_path} was not a git repository when the run started (not a git repository): " \
+                         "its code cannot be compared"
 
 
 def test_an_attached_run_records_its_script(project: Path, tmp_path: Path) -> None:
@@ -129,3 +161,8 @@ def test_an_attached_run_records_its_script(project: Path, tmp_path: Path) -> No
     assert recorded.code is not None and recorded.code.files == {"prepare.py": "import time\ntime.sleep(60)\n"}
     assert "-epochs = 2" in recorded.code.diff
     assert recorded.training_args == {"seed": 1} and recorded.environment["torch"]
+    assert lineagediff.worktree(recorded, tmp_path / "run", project / ".finetune-studio").matches is True
+    script.write_text("import time\ntime.sleep(61)\n", encoding="utf-8")
+    check = lineagediff.worktree(recorded, tmp_path / "run", project / ".finetune-studio")
+    assert check.matches is False and [f.path for f in check.changed_files] == ["prepare.py"]
+    assert "+time.sleep(61)" in check.changed_files[0].diff

@@ -65,6 +65,18 @@ ANOMALY = wire.Anomaly(kind="nan", step=42, value=None, detail="the logits hold 
 PROBLEM = wire.Problem(loc=["training", "lerning_rate"], field="training.lerning_rate",
                        msg="unknown key; did you mean 'learning_rate'?")
 
+CODE_DIFF = "--- a/prepare.py\n+++ b/prepare.py\n@@ -2 +2 @@\n-epochs = 2\n+epochs = 3\n"
+CODE_STATE = wire.CodeState(folder="/home/ada/reviews", repository="/home/ada/reviews", commit="3f9c2e1" * 5 + "ab1d8",
+                            branch="main", diff=CODE_DIFF, files={"prepare.py": "epochs = 3\n", "notes.bin": None})
+DATA_FILE = wire.DataFile(field="data.train", path="/home/ada/reviews/data/train.csv", size=48213,
+                          mtime=1764339990.125, rows=1200, sha256="9b" * 32)
+FILE_CHANGE = wire.FileChange(path="prepare.py", diff=CODE_DIFF)
+ROW_CHANGE = wire.RowChange(row=12, a=None, b='{"text": "a changed review", "label": "pos"}')
+DATA_CHANGE = wire.DataChange(field="data.train", a=DATA_FILE,
+                              b=DATA_FILE.model_copy(update={"sha256": "c4" * 32, "mtime": 1764341000.5}),
+                              changed_rows=[12], added_rows=0, removed_rows=1, rows=[ROW_CHANGE], note=None)
+VALUE_CHANGE = wire.ValueChange(key="training.learning_rate", a=3e-05, b=0.0001)
+
 EXAMPLES: dict[str, BaseModel] = {
     "Progress": PROGRESS,
     "JobError": JOB.error,  # type: ignore[dict-item]
@@ -118,6 +130,21 @@ EXAMPLES: dict[str, BaseModel] = {
     "TensorList": wire.TensorList(tensors=[TENSOR_INFO], next=41),
     "TensorDetail": wire.TensorDetail(**TENSOR_INFO.model_dump(), view={"preview_shape": [2, 2]},
                                       arrays={"preview": ARRAY}),
+    "CodeState": CODE_STATE,
+    "DataFile": DATA_FILE,
+    "Lineage": wire.Lineage(job_id="j-7f3a9c", recorded_at=1764340000.3, spec=SPEC, code=CODE_STATE, data=[DATA_FILE],
+                            environment={"torch": "2.9.1", "transformers": "4.57.1", "peft": None,
+                                         "python": "3.12.3"}),
+    "ValueChange": VALUE_CHANGE,
+    "FileChange": FILE_CHANGE,
+    "RowChange": ROW_CHANGE,
+    "DataChange": DATA_CHANGE,
+    "LineageDiff": wire.LineageDiff(a="j-7f3a9c", b="j-0001", spec=[VALUE_CHANGE], code=[FILE_CHANGE], code_note=None,
+                                    data=[DATA_CHANGE], environment=[wire.ValueChange(key="peft", a=None, b="0.17.1")]),
+    "WorktreeCheck": wire.WorktreeCheck(job_id="j-7f3a9c", matches=False, folder="/home/ada/reviews",
+                                        repository="/home/ada/reviews", commit_then=CODE_STATE.commit,
+                                        commit_now="77e0a4c" * 5 + "d2f3e", changed_files=[FILE_CHANGE],
+                                        data_changed=[DATA_CHANGE], note=None),
 }
 
 

@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * What changed between two runs (GET /api/jobs/{a}/lineage/diff/{b}): the spec, the code (a unified diff
- * per file) and the data and environment, for Compare.
+ * per file) and the data and environment, for Compare. And what changed since a run in the working tree
+ * (GET /api/jobs/{id}/lineage/worktree), for "Clone as new job".
  */
 
 import { h, replace } from "./html.js";
@@ -13,6 +14,8 @@ import { h, replace } from "./html.js";
  * @typedef {{row: number, a: string|null, b: string|null}} RowChange
  * @typedef {{field: string, a: any, b: any, changed_rows: number[], added_rows: number, removed_rows: number, rows: RowChange[], note: string|null}} DataChange
  * @typedef {{a: string, b: string, spec: ValueChange[], code: FileChange[], code_note: string|null, data: DataChange[], environment: ValueChange[]}} LineageDiff
+ * @typedef {{job_id: string, matches: boolean|null, folder: string|null, repository: string|null, commit_then: string|null,
+ *   commit_now: string|null, changed_files: FileChange[], data_changed: DataChange[], note: string|null}} WorktreeCheck
  */
 
 /** @param {any} v */
@@ -73,5 +76,37 @@ export async function showLineageDiff(root, api, ids) {
     replace(root, h("h2", null, "What changed"), renderLineageDiff(diff));
   } catch (error) {
     replace(root, h("h2", null, "What changed"), h("div.empty", null, error instanceof Error ? error.message : String(error)));
+  }
+}
+
+/** @param {WorktreeCheck} check */
+export function renderWorktree(check) {
+  const verdict = check.matches === true
+    ? `The working tree matches the run's lineage: commit ${check.commit_now?.slice(0, 10)}, the same files under ${check.folder}, the same data.`
+    : check.matches === false ? "The working tree differs from the run's lineage:" : "Cannot tell whether the working tree matches the run's lineage.";
+  const commit = check.commit_then !== check.commit_now && check.commit_then
+    ? h("div", null, `commit ${check.commit_then.slice(0, 10)} then, ${check.commit_now?.slice(0, 10) ?? "none"} now`) : null;
+  return h("div", null,
+    h("div", { id: "worktree-verdict" }, verdict),
+    commit,
+    check.note ? h("div.hint", null, check.note) : null,
+    check.changed_files.length ? h("div", { id: "worktree-files" }, `Files changed since: ${check.changed_files.map((f) => f.path).join(", ")}`,
+      check.changed_files.map((f) => h("details", null, h("summary.mono", null, f.path), diffBlock(f.diff)))) : null,
+    check.data_changed.length ? h("div", { id: "worktree-data" }, "Data changed since:", check.data_changed.map(dataChange)) : null);
+}
+
+/**
+ * Fills `root` with whether the working tree still holds what run `id` came from.
+ * @param {HTMLElement} root
+ * @param {Api} api
+ * @param {string} id
+ */
+export async function showWorktree(root, api, id) {
+  try {
+    /** @type {WorktreeCheck} */
+    const check = await api.request("GET", `/api/jobs/${encodeURIComponent(id)}/lineage/worktree`);
+    replace(root, renderWorktree(check));
+  } catch (error) {
+    replace(root, h("div.empty", null, `Cannot check the working tree: ${error instanceof Error ? error.message : String(error)}`));
   }
 }

@@ -3,12 +3,14 @@
  * The New job form, built from `GET /api/schema/job-spec` (the JobSpec's JSON Schema): the task, the
  * model, the data files and the task's columns, the main hyper-parameters, LoRA and resources.
  * The server is the validator: inputs are plain text, an empty one leaves the server's default, and
- * a 422's messages are shown next to the fields they name. "Clone as new job" opens it prefilled,
- * keeping the keys the form does not show (`training.args`, ...).
+ * a 422's messages are shown next to the fields they name. "Clone as new job" opens it prefilled and
+ * sends the run's exact spec: the keys the form does not show (`training.args`, ...) and every field left
+ * as it was keep the run's value; above the form, whether the working tree still matches the run's lineage.
  */
 
 import { EstimatePanel } from "./estimate.js";
 import { h, replace } from "./html.js";
+import { showWorktree } from "./lineage.js";
 
 /** @typedef {import("./api.js").Api} Api */
 /** @typedef {import("./api.js").ApiError} ApiError */
@@ -110,7 +112,7 @@ export class NewJobPage {
     this.schema = null;
     /** @type {Record<string, any>} */
     this.base = {};
-    /** @type {Map<string, {input: HTMLInputElement|HTMLSelectElement, prop: any}>} */
+    /** @type {Map<string, {input: HTMLInputElement|HTMLSelectElement, prop: any, initial: string|boolean}>} */
     this.inputs = new Map();
   }
 
@@ -151,7 +153,9 @@ export class NewJobPage {
       e.preventDefault();
       await this.submit(form, problems, lora.checked, /** @type {HTMLButtonElement} */ (submit));
     });
-    replace(this.root, h("h1", null, clone ? `New job from ${clone.name}` : "New job"), form);
+    const worktree = clone ? h("div.worktree", { id: "clone-worktree" }, "Checking the working tree against the run's lineage…") : null;
+    replace(this.root, h("h1", null, clone ? `New job from ${clone.name}` : "New job"), worktree, form);
+    if (clone && worktree) void showWorktree(worktree, this.deps.api, clone.id);  // git and hashes: the form need not wait
   }
 
   /**
@@ -180,21 +184,31 @@ export class NewJobPage {
         placeholder: prop.default !== undefined && prop.default !== null && prop.default !== "" ? `default ${prop.default}` : (nullable ? "optional" : "required"),
       }));
     }
-    this.inputs.set(dotted, { input, prop });
+    this.inputs.set(dotted, { input, prop, initial: this.current(input) });
     return h(`label.field${wide ? ".wide" : ""}`, { "data-field": dotted, title: prop.description ?? "" },
       h("span", null, name, prop.description ? ` · ${prop.description}` : ""), input, h("span.problem"));
   }
 
-  /** The spec the form describes, over the cloned spec's other keys. @param {boolean} withLora */
+  /** @param {HTMLInputElement|HTMLSelectElement} input */
+  current(input) {
+    return input instanceof HTMLInputElement && input.type === "checkbox" ? input.checked : input.value;
+  }
+
+  /**
+   * The spec the form describes, over the cloned spec's other keys; a field left as it was keeps the
+   * cloned value exactly (an empty input would otherwise drop a null, "1e-05" would stay text).
+   * @param {boolean} withLora
+   */
   spec(withLora) {
     const spec = structuredClone(this.base);
-    for (const [dotted, { input, prop }] of this.inputs) {
+    for (const [dotted, { input, prop, initial }] of this.inputs) {
       if (dotted.startsWith("lora.") && !withLora) continue;
+      if (this.current(input) === initial && getPath(this.base, dotted) !== undefined) continue;
       const value = input instanceof HTMLInputElement && input.type === "checkbox" ? input.checked : parseInput(input.value, prop);
       setPath(spec, dotted, value);
     }
     if (withLora) spec.lora ??= {};
-    else delete spec.lora;
+    else if (spec.lora) delete spec.lora;
     return spec;
   }
 

@@ -16,6 +16,9 @@ object DashboardRoute {
      */
     fun batch(id: String, step: Int): String = "job=${enc(id)}&step=$step"
 
+    /** The new-job form filled with the run's exact spec, and whether the working tree still matches it. */
+    fun cloneJob(id: String): String = "new=${enc(id)}"
+
     fun compare(ids: List<String>): String = "compare=" + ids.joinToString(",") { enc(it) }
 
     /** encodeURIComponent's output for ids (URLEncoder writes a space as '+', which URLSearchParams also reads as a space). */

@@ -4,14 +4,17 @@ import com.google.gson.JsonElement
 import com.google.gson.JsonObject
 import com.google.gson.annotations.JsonAdapter
 
-// What a run came from, `GET /api/jobs/{id}/lineage` (issue 16); mirrors `Lineage` in
-// backend/finetune_studio/lineage.py (the fields the diff viewer shows).
+// What a run came from, `GET /api/jobs/{id}/lineage`, what changed between two runs and since a run
+// (issue 16); mirrors the lineage models of backend/finetune_studio/wire.py (fixtures in WireContractTest).
 
 data class Lineage(
     val jobId: String = "",
+    val recordedAt: Double = 0.0,
     @field:JsonAdapter(JsonObjectAdapter::class) val spec: JsonObject? = null,
     /** An attached run's TrainingArguments. */
     val trainingArgs: Map<String, Any?>? = null,
+    /** An attached run's script. */
+    val script: String? = null,
     val code: CodeState? = null,
     val data: List<DataFileState> = emptyList(),
     /** Library versions (torch, transformers, ...); null: not installed. */
@@ -26,6 +29,8 @@ data class CodeState(
     val branch: String? = null,
     /** The uncommitted diff of tracked files under the folder (a unified diff), empty when clean. */
     val diff: String = "",
+    /** Each changed or untracked file (path in the repository) -> its text; null: deleted, binary or too large. */
+    val files: Map<String, String?> = emptyMap(),
     val note: String? = null,
 )
 
@@ -38,6 +43,73 @@ data class DataFileState(
     val rows: Long? = null,
     val sha256: String? = null,
 )
+
+data class ValueChange(val key: String = "", val a: Any? = null, val b: Any? = null)
+
+/** One file's change as a unified diff. */
+data class FileChange(val path: String = "", val diff: String = "")
+
+data class RowChange(
+    /** 1-based row of b's file (a's for a removed row). */
+    val row: Long = 0,
+    val a: String? = null,
+    val b: String? = null,
+)
+
+/** A data file that differs: [a] then (or run a's), [b] now (or run b's); null: no such file. */
+data class DataChange(
+    val field: String = "",
+    val a: DataFileState? = null,
+    val b: DataFileState? = null,
+    val changedRows: List<Long> = emptyList(),
+    val addedRows: Long = 0,
+    val removedRows: Long = 0,
+    val rows: List<RowChange> = emptyList(),
+    val note: String? = null,
+)
+
+/** `GET /api/jobs/{a}/lineage/diff/{b}`. */
+data class LineageDiff(
+    val a: String = "",
+    val b: String = "",
+    val spec: List<ValueChange> = emptyList(),
+    val code: List<FileChange> = emptyList(),
+    val codeNote: String? = null,
+    val data: List<DataChange> = emptyList(),
+    val environment: List<ValueChange> = emptyList(),
+)
+
+/**
+ * `GET /api/jobs/{id}/lineage/worktree`: whether the working tree still holds what a run came from, asked
+ * before "Clone as new job" (the dashboard's `#new=<id>` form sends the run's exact spec).
+ */
+data class WorktreeCheck(
+    val jobId: String = "",
+    /** true: same commit, files and data; false: something differs (listed); null: the code cannot be compared. */
+    val matches: Boolean? = null,
+    val folder: String? = null,
+    val repository: String? = null,
+    val commitThen: String? = null,
+    val commitNow: String? = null,
+    val changedFiles: List<FileChange> = emptyList(),
+    val dataChanged: List<DataChange> = emptyList(),
+    val note: String? = null,
+) {
+    /** One line for a notification or a status text: the verdict and what differs. */
+    fun summary(): String {
+        val differences = buildList {
+            if (commitThen != commitNow && commitThen != null) add("commit ${commitThen.take(10)} then, ${commitNow?.take(10) ?: "none"} now")
+            if (changedFiles.isNotEmpty()) add("files changed since: " + changedFiles.joinToString(", ") { it.path })
+            if (dataChanged.isNotEmpty()) add("data changed: " + dataChanged.joinToString(", ") { "${it.field} (${it.a?.path ?: it.b?.path})" })
+        }
+        val verdict = when (matches) {
+            true -> "The working tree matches the run's lineage"
+            false -> "The working tree differs from the run's lineage"
+            null -> "Cannot tell whether the working tree matches the run's lineage"
+        }
+        return (listOf(verdict) + differences + listOfNotNull(note)).joinToString("; ")
+    }
+}
 
 /**
  * Two runs side by side as texts for the IDE's diff viewer: the spec as sorted `key = value` lines (so

@@ -83,6 +83,9 @@ class StudioClient(
     /** What a run came from: spec, git commit and diff, data files, versions (issue 16). */
     fun lineage(id: String): Lineage = get("/api/jobs/${seg(id)}/lineage", Lineage::class.java)
 
+    /** Whether the working tree still holds what the run came from (commit, files, data), before cloning it. */
+    fun worktree(id: String): WorktreeCheck = get("/api/jobs/${seg(id)}/lineage/worktree", WorktreeCheck::class.java)
+
     /** Ingest from a reporter; idempotent by (attempt, seq). */
     fun ingest(id: String, batch: IngestBatch): IngestResult =
         send("POST", "/api/jobs/${seg(id)}/events", StudioJson.toJson(batch), IngestResult::class.java)

@@ -29,6 +29,11 @@ class WireContractTest {
         "StepBatch" to StepBatch::class.java, "ServerInfo" to ServerInfo::class.java, "JobSpec" to JobSpec::class.java,
         "EvalSample" to EvalSample::class.java, "Anomaly" to Anomaly::class.java, "EventList" to EventList::class.java,
         "Problem" to Problem::class.java, "ErrorBody" to ErrorBody::class.java,
+        // lineage (issue 16): Lineage.kt
+        "CodeState" to CodeState::class.java, "DataFile" to DataFileState::class.java, "Lineage" to Lineage::class.java,
+        "ValueChange" to ValueChange::class.java, "FileChange" to FileChange::class.java, "RowChange" to RowChange::class.java,
+        "DataChange" to DataChange::class.java, "LineageDiff" to LineageDiff::class.java,
+        "WorktreeCheck" to WorktreeCheck::class.java,
     )
 
     /** Models of wire.py that only the dashboard reads (captured tensors): the plugin has no twin for them. */
@@ -104,6 +109,11 @@ class WireContractTest {
         assertEquals("all", spec.resources.gpus.asString)
         assertEquals(3e-5, spec.training.learningRate, 0.0)
         assertEquals(listOf("query", "value"), spec.lora?.targetModules)
+        val worktree = parse("WorktreeCheck", WorktreeCheck::class.java)
+        assertEquals(false, worktree.matches)
+        assertEquals(listOf(12L), worktree.dataChanged.single().changedRows)
+        assertEquals("prepare.py", worktree.changedFiles.single().path)
+        assertNull(parse("Lineage", Lineage::class.java).code?.files?.get("notes.bin"))
     }
 
     private fun assertSameFields(path: String, original: JsonElement, kotlin: JsonElement) {
