@@ -50,7 +50,9 @@ class CompareRunsAction : DumbAwareAction() {
             try {
                 val client = backend.client()
                 val jobs = runInterruptible(Dispatchers.IO) { client.jobs() }
-                val chosen = withContext(Dispatchers.EDT) { ChooseRunsDialog(project, jobs).takeIf { it.showAndGet() }?.chosen() } ?: return@launch
+                val chosen = withContext(Dispatchers.EDT) {
+                    ChooseRunsDialog(project, jobs, 2, message("compare.choose.title")).takeIf { it.showAndGet() }?.chosen()
+                } ?: return@launch
                 val (left, right) = chosen
                 val lineages = runInterruptible(Dispatchers.IO) { listOf(lineageOf(client, left), lineageOf(client, right)) }
                 withContext(Dispatchers.EDT) { show(project, left to lineages[0], right to lineages[1]) }
@@ -85,23 +87,23 @@ class CompareRunsAction : DumbAwareAction() {
         )
         DiffManager.getInstance().showDiff(project, chain, DiffDialogHints.DEFAULT)
     }
+}
 
-    /** The runs in a table; OK once exactly two are selected. */
-    private class ChooseRunsDialog(project: Project, private val jobs: List<Job>) : DialogWrapper(project) {
-        private val model = JobListPanel.JobTableModel().apply { setJobs(jobs) }
-        private val table = JBTable(model).apply {
-            selectionModel.selectionMode = ListSelectionModel.MULTIPLE_INTERVAL_SELECTION
-            selectionModel.addListSelectionListener { isOKActionEnabled = selectedRows.size == 2 }
-        }
-
-        init {
-            title = message("compare.choose.title")
-            isOKActionEnabled = false
-            init()
-        }
-
-        fun chosen(): Pair<Job, Job>? = table.selectedRows.takeIf { it.size == 2 }?.let { model.jobAt(it[0]) to model.jobAt(it[1]) }
-
-        override fun createCenterPanel(): JComponent = JBScrollPane(table).apply { preferredSize = Dimension(560, 300) }
+/** The runs in a table; OK once exactly [count] are selected (Compare: two; Clone: one). */
+internal class ChooseRunsDialog(project: Project, private val jobs: List<Job>, private val count: Int, title: String) : DialogWrapper(project) {
+    private val model = JobListPanel.JobTableModel().apply { setJobs(jobs) }
+    private val table = JBTable(model).apply {
+        selectionModel.selectionMode = if (count == 1) ListSelectionModel.SINGLE_SELECTION else ListSelectionModel.MULTIPLE_INTERVAL_SELECTION
+        selectionModel.addListSelectionListener { isOKActionEnabled = selectedRows.size == count }
     }
+
+    init {
+        this.title = title
+        isOKActionEnabled = false
+        init()
+    }
+
+    fun chosen(): List<Job>? = table.selectedRows.takeIf { it.size == count }?.map { model.jobAt(it) }
+
+    override fun createCenterPanel(): JComponent = JBScrollPane(table).apply { preferredSize = Dimension(560, 300) }
 }
