@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from finetune_studio import tensors
+from finetune_studio import tensors, tensorstats
 from finetune_studio.attention import (
     attention_views,
     find_attention,
@@ -32,18 +32,22 @@ def planted(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return x
 
 
-def numpy_stats(x: np.ndarray) -> dict[str, float]:
+def reference(x: np.ndarray) -> dict[str, float]:
+    """Counts and statistics over the finite values, in float64 (numpy.std: ddof=0)."""
     finite = x[np.isfinite(x)].astype(np.float64)
-    return {"min": finite.min(), "max": finite.max(), "mean": finite.mean(), "std": finite.std()}
+    return {"nan": int(np.isnan(x).sum()), "posinf": int(np.isposinf(x).sum()),
+            "neginf": int(np.isneginf(x).sum()), "zeros": int((x == 0).sum()),
+            "min": finite.min(), "max": finite.max(), "mean": finite.mean(), "std": finite.std()}
 
 
-def assert_matches(s: tensors.Summary, x: np.ndarray, rel: float = 1e-5) -> None:
-    for key, value in numpy_stats(x).items():
-        assert getattr(s, key) == pytest.approx(value, rel=rel, abs=1e-6), key
-    assert s.nan == int(np.isnan(x).sum())
-    assert s.posinf == int(np.isposinf(x).sum())
-    assert s.neginf == int(np.isneginf(x).sum())
-    assert s.zeros == int((x == 0).sum())
+def assert_matches(s: tensors.Summary, x: np.ndarray, rel: float = 1e-6) -> None:
+    """Exact counts and extremes; mean within `rel` of the spread (plus float32's resolution of the mean:
+    torch's chunk sums are float32), std within `rel` of itself."""
+    ref = reference(x)
+    assert (s.nan, s.posinf, s.neginf, s.zeros) == (ref["nan"], ref["posinf"], ref["neginf"], ref["zeros"])
+    assert (s.min, s.max) == (ref["min"], ref["max"])
+    assert s.mean is not None and abs(s.mean - ref["mean"]) <= rel * ref["std"] + 1e-7 * abs(ref["mean"])
+    assert s.std == pytest.approx(ref["std"], rel=rel, abs=1e-30)
 
 
 def test_float32_summary_matches_numpy_with_planted_nan_and_inf() -> None:
@@ -56,14 +60,52 @@ def test_float32_summary_matches_numpy_with_planted_nan_and_inf() -> None:
     assert "\x1b" not in s.text
 
 
+def sprinkled(n: int, kinds: str, seed: int, loc: float = 0.0, scale: float = 1.0,
+              dtype: type = np.float32) -> np.ndarray:
+    """`n` normal values with NaN (`n`), +Inf (`p`), -Inf (`m`) and zeros (`z`) at random places."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(loc, scale, n).astype(dtype)
+    for kind, value in (("z", 0.0), ("n", np.nan), ("p", np.inf), ("m", -np.inf)):
+        if kind in kinds:
+            x[rng.choice(n, max(1, n // 97), replace=False)] = value
+    return x
+
+
+CASES = {  # name: (array, what it checks)
+    "nan": sprinkled(5000, "nz", 1),
+    "nan and both infinities": sprinkled(5000, "nzpm", 2),
+    "+inf only": sprinkled(5000, "p", 3),
+    "large mean, small spread": sprinkled(5000, "n", 4, loc=1000.0, scale=0.01),  # centred sum of squares
+    "large mean, all finite": sprinkled(5000, "", 11, loc=1000.0, scale=0.01),  # torch's chunks only
+    "mean 8x the spread, all finite": sprinkled(5000, "z", 12, loc=8.0),  # plain float32 sums
+    "float64": sprinkled(5000, "nzpm", 5, loc=3.0, dtype=np.float64),
+    "huge finite values": np.array([3e38, -3e38, 3e38, 3e38, np.nan] * 700, dtype=np.float32),  # sums overflow
+    "nan only in the last chunk": np.concatenate([sprinkled(4000, "z", 6), sprinkled(1000, "n", 7)]),
+    "nan only in the first chunk": np.concatenate([sprinkled(1000, "n", 8), sprinkled(4000, "z", 9)]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_chunks_and_pieces_give_exact_counts_and_float64_statistics(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small chunks (torch) and NumPy pieces so that every path and every combination across chunk and
+    piece boundaries runs; once a CPU chunk held NaN/Inf, the rest goes through NumPy pieces."""
+    x = CASES[name]
+    monkeypatch.setattr(tensors, "CHUNK", 1000)
+    monkeypatch.setattr(tensorstats, "PIECE", 300)
+    before = x.copy()
+    assert_matches(summarize(torch.from_numpy(x)), x)
+    np.testing.assert_array_equal(x, before)  # the scratch buffers never write into the tensor
+
+
 def test_chunked_statistics_equal_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chan's combination across chunks must give the one-pass numbers (chunks of 1000 elements here)."""
     x = planted((90, 101), seed=1)
     whole = summarize(torch.from_numpy(x))
     monkeypatch.setattr(tensors, "CHUNK", 1000)
     sizes: list[int] = []
-    real = tensors._chunk_stats
-    monkeypatch.setattr(tensors, "_chunk_stats", lambda c, m, k: (sizes.append(c.numel()), real(c, m, k)))
+    real = tensorstats.Tally.add
+    monkeypatch.setattr(tensorstats.Tally, "add", lambda self, c, v: (sizes.append(c.numel()), real(self, c, v)))
     # a transposed (strided) view walks its first dimension in bounded copies
     chunked = summarize(torch.from_numpy(x).T)
     assert len(sizes) >= 10 and max(sizes) <= 1000 and sum(sizes) == x.size
@@ -72,19 +114,26 @@ def test_chunked_statistics_equal_single_pass(monkeypatch: pytest.MonkeyPatch) -
     assert_matches(chunked, x)
 
 
+def test_whole_nan_tensor_over_many_pieces_and_grad() -> None:
+    x = torch.full((3, 70_000), float("nan"), requires_grad=True)
+    s = summarize(x)
+    assert (s.nan, s.posinf, s.zeros, s.min, s.histogram) == (210_000, 0, 0, None, None)
+    assert "(no finite values)" in s.text
+    y = torch.from_numpy(sprinkled(200_000, "nzpm", 10)).requires_grad_()  # 4 real pieces, with grad
+    assert_matches(summarize(y), y.detach().numpy())
+
+
 def test_device_and_numpy_paths_for_non_finite_chunks_agree() -> None:
-    """The NaN/Inf path runs through NumPy on the CPU and through torch on accelerators (no GPU in CI:
-    the torch path is run here on CPU data)."""
+    """The NaN/Inf path runs through NumPy pieces on the CPU and through torch on accelerators (no GPU
+    in CI: the torch path is run here on CPU data)."""
     v = torch.from_numpy(planted((40, 50), seed=4)).reshape(-1)
-    results = []
-    for path in (tensors._numpy_non_finite_chunk_stats, tensors._torch_non_finite_chunk_stats):
-        moments, counts = tensors._Moments(), [0, 0, 0, 0]
-        path(v.numpy() if path is tensors._numpy_non_finite_chunk_stats else v, moments, counts)
-        results.append((moments, counts))
-    (a, ca), (b, cb) = results
-    assert ca == cb == [3, 2, 1, 4]
+    pieces = tensorstats.Tally()
+    pieces.add_numpy(v.numpy())
+    device = tensorstats.Tally()
+    tensorstats._device_masked(v, device.moments, device.counts)
+    assert pieces.counts == device.counts == [3, 2, 1, 4]
     for key in ("n", "mean", "m2", "lo", "hi"):
-        assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-5)
+        assert getattr(pieces.moments, key) == pytest.approx(getattr(device.moments, key), rel=1e-6)
 
 
 def test_flat_chunks_never_exceed_limit_and_cover_everything() -> None:
@@ -106,7 +155,7 @@ def test_histogram_is_seeded_and_sampled_for_large_tensors() -> None:
 def test_low_precision_floats_get_float32_statistics(dtype: torch.dtype) -> None:
     x = torch.from_numpy(planted((64, 33), seed=2)).to(dtype)
     s = summarize(x)
-    assert_matches(s, x.float().numpy(), rel=1e-5)
+    assert_matches(s, x.float().numpy())
     assert s.dtype == str(dtype).removeprefix("torch.") and s.bytes == 64 * 33 * 2
     assert s.note is not None and "float32" in s.note
 

@@ -2,8 +2,8 @@
 
 Inspection is pure, gradient-free and frugal: statistics run on the tensor's device, only scalars move
 to the CPU, and work happens in chunks of at most `CHUNK` elements so that the float upcast of a
-multi-GB tensor never exists whole. Downsampling for pictures lives in `pooling.py`, attention views
-in `attention.py`.
+multi-GB tensor never exists whole. The chunked statistics and exact non-finite counts live in
+`tensorstats.py`, downsampling for pictures in `pooling.py`, attention views in `attention.py`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from typing import Any
 
 import torch
 
+from .tensorstats import Tally
 from .wire import json_safe
 
 CHUNK = 1 << 22  # elements per step: a float64 upcast of one chunk is 32 MB
 SAMPLE = 1 << 16  # histogram sample size
 BINS = 50
-
-_NATIVE_MINMAX = {torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64}
 
 
 @dataclass(frozen=True)
@@ -145,27 +144,6 @@ def flat_chunks(x: torch.Tensor, limit: int | None = None) -> Iterator[torch.Ten
             yield from flat_chunks(x[i], limit)
 
 
-@dataclass
-class _Moments:
-    """Running count/mean/M2 (Chan et al.'s parallel combination), min and max, in float64 on the CPU."""
-
-    n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-    lo: float = math.inf
-    hi: float = -math.inf
-
-    def add(self, n: int, mean: float, var: float, lo: float, hi: float) -> None:
-        if n == 0:
-            return
-        total = self.n + n
-        delta = mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += var * n + delta * delta * self.n * n / total
-        self.n = total
-        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
-
-
 @torch.no_grad()
 def summarize(obj: Any) -> Summary:
     """Shape, dtype, device, statistics, non-finite counts and a histogram of `obj` (see `as_tensors`)."""
@@ -178,11 +156,11 @@ def summarize(obj: Any) -> Summary:
         return _finish(common, None, None, None, "meta tensor: shape and dtype only, no data")
     if numel == 0:
         return _finish(common, None, [0, 0, 0, 0], None, "empty")
-    moments = _Moments()
-    counts = [0, 0, 0, 0]  # nan, +inf, -inf, zeros
+    tally = Tally()
     for part in parts:
         for c in flat_chunks(part):
-            _chunk_stats(c, moments, counts)
+            tally.add(c, as_float(c, wide_ints=True))
+    moments, counts = tally.moments, tally.counts
     std = math.sqrt(max(moments.m2, 0.0) / moments.n) if moments.n else None
     stats = (moments.lo, moments.hi, moments.mean, std) if moments.n else None
     histogram = _histogram(parts, stats[0], stats[1], any(counts[:3])) if stats else None
@@ -194,88 +172,6 @@ def summarize(obj: Any) -> Summary:
     if stats is None:
         note = "no finite values"
     return _finish(common, stats, counts, histogram, note)
-
-
-def _chunk_stats(c: torch.Tensor, moments: _Moments, counts: list[int]) -> None:
-    """Statistics of one chunk with reductions only: a chunk-sized temporary is slow to make (fresh
-    pages), a reduction is not. A finite float sum proves there is no NaN or Inf in the chunk."""
-    v = as_float(c, wide_ints=True)
-    total = v.sum()
-    if (c.is_floating_point() or c.is_complex()) and not math.isfinite(float(total)):  # one sync per chunk
-        _non_finite_chunk_stats(v, moments, counts)
-        return
-    var = torch.var(v, correction=0)
-    native = c.dtype in _NATIVE_MINMAX
-    lo, hi = torch.aminmax(c if native else v)
-    nonzero = torch.count_nonzero(v)
-    # one transfer of the float scalars per chunk (and one of the integer extremes, kept exact)
-    values = torch.stack([total.double(), var.double(), lo.double(), hi.double(), nonzero.double()]).tolist()
-    if native:
-        values[2], values[3] = torch.stack([lo, hi]).tolist()
-    n = v.numel()
-    counts[3] += n - int(values[4])
-    moments.add(n, values[0] / n, values[1], values[2], values[3])
-
-
-def _non_finite_chunk_stats(v: torch.Tensor, moments: _Moments, counts: list[int]) -> None:
-    """The same over the finite values of a float chunk that holds NaN or Inf (or whose float32 sum
-    overflows)."""
-    if v.device.type == "cpu":
-        _numpy_non_finite_chunk_stats(v.numpy(), moments, counts)
-    else:
-        _torch_non_finite_chunk_stats(v, moments, counts)
-
-
-def _torch_non_finite_chunk_stats(v: torch.Tensor, moments: _Moments, counts: list[int]) -> None:
-    """On an accelerator: masked `where` passes on the device rather than `v[finite]` (a compaction
-    syncs and is slower); only scalars come back."""
-    finite = torch.isfinite(v)
-    n, nan, posinf = torch.stack([torch.count_nonzero(finite), torch.count_nonzero(torch.isnan(v)),
-                                  torch.count_nonzero(v == math.inf)]).tolist()
-    counts[0] += nan
-    counts[1] += posinf
-    counts[2] += v.numel() - n - nan - posinf
-    if n == 0:
-        return
-    zero = torch.zeros((), dtype=v.dtype, device=v.device)
-    kept = torch.where(finite, v, zero)
-    total = kept.sum()
-    if not math.isfinite(float(total)):  # finite values whose float32 sum overflows
-        total = kept.sum(dtype=torch.float64)
-    mean = total / n
-    centred = torch.where(finite, v - mean.to(v.dtype), zero)
-    lo = torch.where(finite, v, math.inf).amin()
-    hi = torch.where(finite, v, -math.inf).amax()
-    values = torch.stack([total.double(), torch.dot(centred, centred).double(), lo.double(), hi.double(),
-                          torch.count_nonzero(kept).double()]).tolist()
-    counts[3] += n - int(values[4])
-    moments.add(n, values[0] / n, values[1] / n, values[2], values[3])
-
-
-def _numpy_non_finite_chunk_stats(a: Any, moments: _Moments, counts: list[int]) -> None:
-    """The CPU case of `_non_finite_chunk_stats`, zero-copy through NumPy: its masked single-threaded
-    loops took 105 ms for a 4M-element chunk where torch's CPU kernels took 630 ms (2 busy cores).
-    Pieces of 256K elements keep the masks and copies in the cache."""
-    for start in range(0, a.size, 1 << 18):
-        _numpy_piece_stats(a[start:start + (1 << 18)], moments, counts)
-
-
-def _numpy_piece_stats(a: Any, moments: _Moments, counts: list[int]) -> None:
-    import numpy as np
-
-    finite = np.isfinite(a)
-    n, nan = int(np.count_nonzero(finite)), int(np.count_nonzero(np.isnan(a)))
-    posinf = int(np.count_nonzero(a == np.inf))
-    counts[0] += nan
-    counts[1] += posinf
-    counts[2] += a.size - n - nan - posinf
-    if n == 0:
-        return
-    kept = a[finite]
-    mean = float(kept.sum(dtype=np.float64)) / n
-    centred = kept - kept.dtype.type(mean)
-    counts[3] += n - int(np.count_nonzero(kept))
-    moments.add(n, mean, float(np.dot(centred, centred)) / n, float(kept.min()), float(kept.max()))
 
 
 def _histogram(parts: list[torch.Tensor], lo: float, hi: float, non_finite: bool) -> Histogram:
