@@ -19,7 +19,7 @@ from .broker import Broker
 from .errors import Conflict
 from .spec import JobSpec
 from .store import Store
-from .wire import FINISHED_STATES, RESUMABLE_STATES, Job, JobError, RunCreate, StreamEvent
+from .wire import FINISHED_STATES, RESUMABLE_STATES, Job, JobError, ReporterEvent, RunCreate
 
 
 def new_id() -> str:
@@ -107,7 +107,7 @@ class Jobs:
             shutil.rmtree(self.folder(job_id), ignore_errors=True)
         self.broker.notify(job_id)
 
-    def events_stored(self, job: Job, stored: list[StreamEvent]) -> None:
+    def events_stored(self, job: Job, stored: list[ReporterEvent]) -> None:
         """After a reporter's batch is stored: wake the job's subscribers; progress and evaluations show
         in job lists too; an attached run's `end` ends it. Any batch, an empty heartbeat too, shows that
         the run's script is alive."""

@@ -33,7 +33,7 @@ from .scheduler import Scheduler
 from .settings import Settings
 from .store import Store
 from .watchdog import Watchdog, silence_seconds
-from .wire import TensorCapture, with_models
+from .wire import IngestBatch, TensorCapture, with_models
 
 
 def create_app(settings: Settings, url: str) -> FastAPI:
@@ -73,8 +73,8 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.DASHBOARD_DIR), name="static")
     plain_openapi = app.openapi
-    # + what the guard answers, and the capture body that routes/tensors.py reads itself
-    app.openapi = lambda: with_models(document(plain_openapi()), TensorCapture)  # type: ignore[method-assign]
+    # + what the guard answers, and the bodies that routes/tensors.py and routes/runs.py read themselves
+    app.openapi = lambda: with_models(document(plain_openapi()), TensorCapture, IngestBatch)  # type: ignore[method-assign]
     return app
 
 

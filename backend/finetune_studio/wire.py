@@ -10,7 +10,17 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from typing_extensions import TypedDict
 
 from .spec import JobSpec, storable
 
@@ -124,22 +134,29 @@ class StreamEvent(BaseModel):
     data: dict[str, Any]
 
 
-class _Values(BaseModel):
+_ValueMap = Annotated[dict[Name, Finite | None], Field(max_length=MAX_VALUES)]
+
+
+# The data of the frequent events are TypedDicts: checked in pydantic-core, they come out as plain dicts
+# (no model to build and dump again per event), and their strings are checked by their own types.
+class _Values(TypedDict):
     """The data of a `metric` or `system` event."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     step: Count
-    values: dict[Name, Finite | None] = Field(max_length=MAX_VALUES)
+    values: _ValueMap
 
 
-class _EvalValues(_Values):
+class _EvalValues(BaseModel):
     """An `eval` event: values and the task's details (samples, confusion_matrix, labels, per_class...)."""
 
     model_config = ConfigDict(extra="allow")
+    step: Count
+    values: _ValueMap
 
 
-class _LogData(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _LogData(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     stream: Literal["stdout", "stderr"]
     text: Text
 
@@ -171,8 +188,11 @@ class EventList(BaseModel):
     events: list[StreamEvent]
 
 
-_DATA: dict[str, type[BaseModel]] = {"metric": _Values, "system": _Values, "eval": _EvalValues,
-                                     "progress": Progress, "log": _LogData, "end": _EndData, "anomaly": Anomaly}
+_DATA: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(model) for name, model in (("metric", _Values), ("system", _Values), ("eval", _EvalValues),
+                                                 ("progress", Progress), ("log", _LogData), ("end", _EndData),
+                                                 ("anomaly", Anomaly))}
+_SELF_CHECKED = frozenset({"metric", "system", "log"})  # every string in their data is a Name or a Text
 
 
 class ReporterEvent(BaseModel):
@@ -186,16 +206,22 @@ class ReporterEvent(BaseModel):
                                  "same and the task's details; progress Progress; log {stream, text}; "
                                  "end (attached runs) {state, error?}; anomaly Anomaly")
 
-    @model_validator(mode="after")
-    def _data_fits_type(self) -> ReporterEvent:
-        storable(self.data)  # the details of an eval event are free-form JSON: no lone surrogates there either
+    @field_validator("data")
+    @classmethod
+    def _data_fits_type(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        type_ = info.data.get("type")
+        if type_ is None:  # the type was refused: that error is the one to report
+            return data
+        if type_ not in _SELF_CHECKED:
+            storable(data)  # the details of an eval event are free-form JSON: no lone surrogates there either
         try:
-            checked = _DATA[self.type].model_validate(self.data)
+            checked = _DATA[type_].validate_python(data)
         except ValidationError as error:
             problems = "; ".join(f"data.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise ValueError(f"a {self.type} event: {problems}") from None
-        self.data = checked.model_dump(mode="json", exclude_unset=True)  # as sent, types checked
-        return self
+            raise ValueError(f"a {type_} event: {problems}") from None
+        if isinstance(checked, BaseModel):  # as sent, types checked
+            return checked.model_dump(mode="json", exclude_unset=True)
+        return checked  # type: ignore[no-any-return]
 
 
 class IngestBatch(BaseModel):

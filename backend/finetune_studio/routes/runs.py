@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from .. import lineage
 from ..wire import IngestBatch, IngestResult, Job, RunCreate
@@ -18,9 +21,22 @@ def open_run(run: RunCreate, jobs: JobsDep, settings: SettingsDep) -> Job:
     return job
 
 
-@router.post("/jobs/{job_id}/events")
-def ingest(job: JobDep, batch: IngestBatch, store: StoreDep, jobs: JobsDep) -> IngestResult:
+@router.post("/jobs/{job_id}/events", openapi_extra={"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/IngestBatch"}}}}})
+async def ingest(request: Request, job: JobDep, store: StoreDep, jobs: JobsDep) -> IngestResult:
     """Idempotent: an event already stored (same attempt and seq) is counted as a duplicate."""
-    stored = store.ingest(job.id, batch.attempt, batch.events)
-    jobs.events_stored(job, stored)
-    return IngestResult(accepted=len(stored), duplicates=len(batch.events) - len(stored))
+    body = await request.body()  # capped by the guard
+
+    def run() -> IngestResult:
+        # The body is read here, not by FastAPI: pydantic-core parses and checks it in one pass, where FastAPI
+        # would build it as Python objects with json.loads, then check those (about a third more time).
+        try:
+            batch = IngestBatch.model_validate_json(body)
+        except ValidationError as error:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                          for e in error.errors(include_url=False)]) from None
+        stored = store.ingest(job.id, batch.attempt, batch.events)
+        jobs.events_stored(job, stored)
+        return IngestResult(accepted=len(stored), duplicates=len(batch.events) - len(stored))
+
+    return await run_in_threadpool(run)
