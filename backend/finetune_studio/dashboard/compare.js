@@ -75,6 +75,8 @@ export class ComparePage {
         h("div", null, controls,
           picked.length ? chart : h("div.empty", { id: "compare-empty" }, "Tick two or more jobs to overlay their curves."),
           h("h2", null, "Spec differences"), diff, lineage)));
+    this.renderDiff(diff, picked.map((id) => /** @type {Job} */ (byId.get(id))));
+    const lineageShown = showLineageDiff(lineage, this.deps.api, picked);  // git and hashes: beside the curves, not after
 
     const series = await Promise.all(picked.map((id) => this.load(id)));
     const names = chartOrder([...new Set(series.flatMap((s) => Object.keys(s)))]);
@@ -94,8 +96,7 @@ export class ComparePage {
       await drawCompare(chart, lines, { title: seriesTitle(this.metric), smoothing: this.smoothing, yLog: this.yLog,
         xMode: "step", revision: this.revision });
     }
-    this.renderDiff(diff, picked.map((id) => /** @type {Job} */ (byId.get(id))));
-    await showLineageDiff(lineage, this.deps.api, picked);
+    await lineageShown;
   }
 
   /** @param {string} id */
