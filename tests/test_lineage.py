@@ -81,7 +81,9 @@ def test_two_runs_differ_by_exactly_one_line_of_code_and_one_row_of_data(
     rows = sentences(30, seed=5)
     rows[11] = ("a changed review that was not there", rows[11][1])
     write_rows(project / "data" / "train.csv", rows)
-    second = client.submit(spec_body(tiny_bert, project))
+    assert first.spec is not None  # cloned through the API: the run's exact spec, submitted again
+    second = client.submit(first.spec.model_dump(mode="json"))
+    assert second.spec == first.spec
 
     changes = client.request("GET", f"/api/jobs/{first.id}/lineage/diff/{second.id}")
 
