@@ -56,6 +56,9 @@ def worktree(then: Lineage, folder: Path, state_dir: Path) -> WorktreeCheck:
                           f"({then.code.note or 'no git'}): its code cannot be compared")
         elif now.repository is None:
             check.note = f"{then.code.folder} is no longer a git repository ({now.note}): its code cannot be compared"
+        elif now.repository != then.code.repository:
+            check.note = (f"{then.code.folder} is now in another repository ({now.repository}): its code cannot "
+                          "be compared")
         else:
             check.changed_files, check.note = _code_changes(then.code, now, _data_paths(then))
             if check.note is None:
