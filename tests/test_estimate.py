@@ -1,6 +1,7 @@
-"""Will it fit (issue 16): the estimate against a real worker's peak memory, the warning and the batch
-size that fits on a small (simulated) device, LoRA's trainable parameters as peft counts them, and the
-API answering while the model's weight file cannot be read."""
+"""Will it fit (issue 16): the estimate against a real worker's peak memory (a training step, and an
+evaluation at a large eval_batch_size), the warning and the batch sizes that fit on a small (simulated)
+device, LoRA's trainable parameters as peft counts them, and the API answering while the model's weight
+file cannot be read."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from conftest import RunningServer
 from finetune_studio import calibration
+from finetune_studio.data_shape import data_shape
 from finetune_studio.estimate import MIB, DeviceMemory, Throughput, estimate
 from finetune_studio.spec import JobSpec, parse_spec
 from finetune_studio.testing.memory import worker_peak_rss
@@ -22,31 +24,46 @@ BIG = DeviceMemory(name="big", kind="cpu", index=None, memory=1 << 40)
 NO_BASELINE = {"cpu": Throughput(flops=1e10, baseline_bytes=0)}
 
 
-def medium_spec(folder: Path, **training: Any) -> JobSpec:
+def medium_spec(folder: Path, evaluated: bool = False, **training: Any) -> JobSpec:
+    """BERT hidden 256 x 4 layers on reviews that fill 256 tokens; `evaluated`: 64 more of them to evaluate."""
     model = build_bert(folder / "bert-256", 256, 4)
-    data = folder / "long.csv"
+    data, dev = folder / "long.csv", folder / "long-dev.csv"
     if not data.is_file():
         long_reviews(data, 48, 240)
+        long_reviews(dev, 64, 240)
     return parse_spec({"task": "text-classification", "model": str(model),
-                       "data": {"train": str(data), "max_length": 256},
-                       "training": {"batch_size": 16, "max_steps": 2, "eval_strategy": "no", "save_strategy": "no",
-                                    "logging_steps": 1, **training}}, folder)
+                       "data": {"train": str(data), "max_length": 256, **({"eval": str(dev)} if evaluated else {})},
+                       "training": {"batch_size": 16, "max_steps": 2, "save_strategy": "no", "logging_steps": 1,
+                                    "eval_strategy": "steps" if evaluated else "no", "eval_steps": 2, **training}},
+                      folder)
 
 
+@pytest.fixture(scope="module")
+def fit_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model, data and calibration for both real runs."""
+    return tmp_path_factory.mktemp("fit")
+
+
+@pytest.mark.parametrize("part", ["training", "evaluation"])
 def test_peak_memory_of_a_real_training_is_within_a_quarter_of_the_estimate(
-        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+        part: str, fit_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """CPU, full fine-tune: the worker's peak RSS (ru_maxrss) within ±25 % of the estimate, which adds a
-    calibrated worker baseline (about half of it here) to the model's share."""
+    calibrated worker baseline (about half of it here) to the model's share. `training`: batch 16, the
+    activations set the peak; `evaluation`: batch 2, then an evaluation at eval_batch_size 64 sets it."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    folder = tmp_path_factory.mktemp("fit")
-    spec = medium_spec(folder)
-    measured = calibration.cached(folder, "cpu")
+    spec = (medium_spec(fit_folder) if part == "training"
+            else medium_spec(fit_folder, evaluated=True, batch_size=2, eval_batch_size=64))
+    measured = calibration.cached(fit_folder, "cpu")
     result = estimate(spec, [BIG], {"cpu": Throughput(measured.flops, measured.baseline_bytes)})
-    peak = worker_peak_rss(spec, folder / "state")
+    peak = worker_peak_rss(spec, fit_folder / f"state-{part}")
+    m = result.memory
     assert result.sequence_length > 200
-    assert result.memory.activations > result.memory.runtime / 2, "the model's share must matter in this test"
-    ratio = peak / result.memory.total
-    print(f"estimated {result.memory.total / MIB:.0f} MiB, measured {peak / MIB:.0f} MiB (x{ratio:.2f})")
+    if part == "training":
+        assert m.activations > m.runtime / 2 and m.evaluation == 0, "the model's share must matter in this test"
+    else:
+        assert m.evaluation > 2 * (m.gradients + m.activations) and m.evaluation > m.runtime / 2
+    ratio = peak / m.total
+    print(f"{part}: estimated {m.total / MIB:.0f} MiB, measured {peak / MIB:.0f} MiB (x{ratio:.2f})")
     assert 0.75 <= ratio <= 1.25
 
 
@@ -69,6 +86,29 @@ def test_a_spec_that_cannot_fit_gets_a_warning_and_a_batch_size_that_fits(tmp_pa
     assert estimate(spec.model_copy(update={"training": training}), [small], NO_BASELINE).fits
     training = spec.training.model_copy(update={"batch_size": tight.max_batch_size + 1})
     assert not estimate(spec.model_copy(update={"training": training}), [small], NO_BASELINE).fits
+
+
+def test_an_evaluation_that_cannot_fit_gets_a_smaller_eval_batch_size(tmp_path: Path) -> None:
+    """The training step fits, the evaluation at eval_batch_size 64 does not: the suggestion lowers
+    training.eval_batch_size and leaves the training batch alone."""
+    spec = medium_spec(tmp_path, evaluated=True, batch_size=2, eval_batch_size=64)
+    assert data_shape(spec).eval_examples == 64
+    roomy = estimate(spec, [BIG], NO_BASELINE)
+    m = roomy.memory
+    static = m.weights + m.optimizer + m.runtime
+    assert m.evaluation > m.gradients + m.activations
+    assert m.total == static + m.evaluation
+    small = DeviceMemory(name="small", kind="cpu", index=None, memory=static + (m.gradients + m.activations
+                                                                               + m.evaluation) // 2)
+
+    tight = estimate(spec, [small], NO_BASELINE)
+
+    assert not tight.fits and tight.warning is not None
+    eval_batch = tight.suggested.get("training.eval_batch_size")
+    assert isinstance(eval_batch, int) and 1 <= eval_batch < 64
+    assert "training.batch_size" not in tight.suggested
+    training = spec.training.model_copy(update={"eval_batch_size": eval_batch})
+    assert estimate(spec.model_copy(update={"training": training}), [small], NO_BASELINE).fits
 
 
 def test_when_no_batch_fits_checkpointing_or_lora_is_suggested(tmp_path: Path) -> None:

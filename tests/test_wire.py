@@ -77,6 +77,13 @@ DATA_CHANGE = wire.DataChange(field="data.train", a=DATA_FILE,
                               changed_rows=[12], added_rows=0, removed_rows=1, rows=[ROW_CHANGE], note=None)
 VALUE_CHANGE = wire.ValueChange(key="training.learning_rate", a=3e-05, b=0.0001)
 
+MIB = 2**20
+MEMORY_ESTIMATE = wire.MemoryEstimate(weights=1700 * MIB, gradients=1700 * MIB, optimizer=3400 * MIB,
+                                      activations=21000 * MIB, evaluation=9000 * MIB, runtime=600 * MIB,
+                                      total=28400 * MIB)
+DEVICE_FIT = wire.DeviceFit(name="NVIDIA L4", kind="cuda", index=0, memory=23034 * MIB, fits=False,
+                            max_batch_size=8)
+
 EXAMPLES: dict[str, BaseModel] = {
     "Progress": PROGRESS,
     "JobError": JOB.error,  # type: ignore[dict-item]
@@ -120,6 +127,17 @@ EXAMPLES: dict[str, BaseModel] = {
     "Problem": PROBLEM,
     "ErrorBody": wire.ErrorBody(detail=[PROBLEM], type="invalid_spec",
                                 hint="fix the named fields of finetune.toml (or the form) and submit again"),
+    "MemoryEstimate": MEMORY_ESTIMATE,
+    "DeviceFit": DEVICE_FIT,
+    "Estimate": wire.Estimate(
+        architecture="BertForSequenceClassification", parameters=22_714_370, trainable_parameters=22_714_370,
+        precision="bf16", batch_size=16, sequence_length=256, memory=MEMORY_ESTIMATE, devices=[DEVICE_FIT],
+        fits=False, max_batch_size=8, examples=10_605, tokens_per_epoch=1_203_220, steps_per_epoch=663,
+        seconds_per_epoch=3725.5, seconds_total=11176.5,
+        warning="will not fit: needs about 27.7 GiB at batch size 16, NVIDIA L4 has 22.5 GiB",
+        suggestion="training.batch_size = 8, training.gradient_accumulation_steps = 2 (8 × 2 examples per step)",
+        suggested={"training.batch_size": 8, "training.gradient_accumulation_steps": 2},
+        notes=["close to the limit: 21.9 GiB of 22.5 GiB"]),
     "ArrayData": ARRAY,
     "HistogramData": HISTOGRAM,
     "TensorSummary": SUMMARY,

@@ -134,7 +134,10 @@ class StreamEvent(BaseModel):
     data: dict[str, Any]
 
 
-_ValueMap = Annotated[dict[Name, Finite | None], Field(max_length=MAX_VALUES)]
+# A value's name. A length-checked string holding a lone surrogate is refused by pydantic-core itself ("unable
+# to parse raw data as a unicode string"): no Python call (`storable`) per name of every metric event.
+_ValueName = Annotated[str, Field(min_length=1, max_length=200)]
+_ValueMap = Annotated[dict[_ValueName, Finite | None], Field(max_length=MAX_VALUES)]
 
 
 # The data of the frequent events are TypedDicts: checked in pydantic-core, they come out as plain dicts
@@ -188,11 +191,10 @@ class EventList(BaseModel):
     events: list[StreamEvent]
 
 
-_DATA: dict[str, TypeAdapter[Any]] = {
-    name: TypeAdapter(model) for name, model in (("metric", _Values), ("system", _Values), ("eval", _EvalValues),
-                                                 ("progress", Progress), ("log", _LogData), ("end", _EndData),
-                                                 ("anomaly", Anomaly))}
-_SELF_CHECKED = frozenset({"metric", "system", "log"})  # every string in their data is a Name or a Text
+_DATA = {name: TypeAdapter(model).validator  # pydantic-core's own, without TypeAdapter's Python per call
+         for name, model in (("metric", _Values), ("system", _Values), ("eval", _EvalValues), ("progress", Progress),
+                             ("log", _LogData), ("end", _EndData), ("anomaly", Anomaly))}
+_SELF_CHECKED = frozenset({"metric", "system", "log"})  # every string in their data is length-checked
 
 
 class ReporterEvent(BaseModel):
@@ -218,6 +220,8 @@ class ReporterEvent(BaseModel):
             checked = _DATA[type_].validate_python(data)
         except ValidationError as error:
             problems = "; ".join(f"data.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            # a name with a lone surrogate is named as \udxxx: the answer must be valid UTF-8
+            problems = problems.encode("utf-8", "backslashreplace").decode("utf-8")
             raise ValueError(f"a {type_} event: {problems}") from None
         if isinstance(checked, BaseModel):  # as sent, types checked
             return checked.model_dump(mode="json", exclude_unset=True)
@@ -345,6 +349,56 @@ class ServerInfo(BaseModel):
     token: str
     pid: int
     version: str
+
+
+# -- the estimate (issue 16, `POST /api/estimate`; computed by estimate.py) ----------------------------
+class MemoryEstimate(BaseModel):
+    """Bytes at the peak of a job on one device. A training step holds the gradients and the activations;
+    an evaluation step (no gradients: the optimizer freed them) its batch's transient tensors and the
+    predictions gathered so far; the peak is the larger of the two, over weights, optimizer and runtime."""
+
+    weights: int
+    gradients: int
+    optimizer: int = Field(description="AdamW's two states per trainable parameter")
+    activations: int = Field(description="kept for the backward pass, at the spec's batch size")
+    evaluation: int = Field(0, description="an evaluation step at eval_batch_size (no gradients then): its "
+                            "tensors and the predictions kept for the metrics; 0 without evaluation")
+    runtime: int = Field(description="a worker before its model: imports (CPU) or the CUDA context (GPU)")
+    total: int = Field(description="weights + optimizer + runtime + max(gradients + activations, evaluation)")
+
+
+class DeviceFit(BaseModel):
+    name: str
+    kind: Literal["cuda", "cpu", "mps"]
+    index: int | None = None
+    memory: int = Field(description="bytes the job may use: the GPU's memory, or the RAM available now")
+    fits: bool
+    max_batch_size: int = Field(description="the largest training.batch_size that fits (0: none)")
+
+
+class Estimate(BaseModel):
+    """The answer of POST /api/estimate: will the spec fit on this machine, and how long an epoch takes."""
+
+    architecture: str
+    parameters: int
+    trainable_parameters: int
+    precision: Literal["fp32", "bf16", "fp16"]
+    batch_size: int
+    sequence_length: int = Field(description="tokens of the longest example (capped at data.max_length)")
+    memory: MemoryEstimate
+    devices: list[DeviceFit]
+    fits: bool
+    max_batch_size: int
+    examples: int | None = Field(None, description="training examples per epoch (windows, blocks)")
+    tokens_per_epoch: int | None = Field(None, description="tokens the model sees per epoch, padding included")
+    steps_per_epoch: int | None = None
+    seconds_per_epoch: float | None = Field(None, description="training and the epoch's evaluations")
+    seconds_total: float | None = None
+    warning: str | None = None
+    suggestion: str | None = None
+    suggested: dict[str, int | float | bool | str] = Field(
+        default_factory=dict, description="the settings of the suggestion: dotted spec key -> value")
+    notes: list[str] = Field(default_factory=list)
 
 
 # -- captured tensors (`POST/GET /api/tensors`; the payload is described in docs/tensors.md) -----------

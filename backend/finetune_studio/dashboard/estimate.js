@@ -9,7 +9,7 @@ import { h, replace } from "./html.js";
 
 /** @typedef {import("./api.js").Api} Api */
 /**
- * @typedef {{weights: number, gradients: number, optimizer: number, activations: number, runtime: number, total: number}} MemoryEstimate
+ * @typedef {{weights: number, gradients: number, optimizer: number, activations: number, evaluation: number, runtime: number, total: number}} MemoryEstimate
  * @typedef {{name: string, kind: string, index: number|null, memory: number, fits: boolean, max_batch_size: number}} DeviceFit
  * @typedef {{architecture: string, parameters: number, trainable_parameters: number, precision: string,
  *   batch_size: number, sequence_length: number, memory: MemoryEstimate, devices: DeviceFit[], fits: boolean,
@@ -73,7 +73,8 @@ export class EstimatePanel {
   render(e) {
     const device = e.devices[0];
     const m = e.memory;
-    const parts = /** @type {const} */ (["weights", "gradients", "optimizer", "activations", "runtime"]);
+    // the peak is weights + optimizer + runtime + the larger of (gradients + activations) and evaluation
+    const parts = /** @type {const} */ (["weights", "gradients", "optimizer", "activations", "evaluation", "runtime"]).filter((p) => p !== "evaluation" || m.evaluation > 0);
     replace(this.root,
       h("div.estimate-head", null,
         h("strong", { id: "estimate-verdict", class: e.fits ? "fits" : "no-fit" }, e.fits ? "Fits" : "Will not fit"),

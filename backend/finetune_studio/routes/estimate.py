@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from .. import calibration
-from ..estimate import DeviceMemory, Estimate, Throughput, available_memory, estimate
+from ..estimate import DeviceMemory, Throughput, available_memory, estimate
 from ..spec import parse_spec
+from ..wire import Estimate
 from .deps import SchedulerDep, SettingsDep
 
 router = APIRouter()

@@ -4,30 +4,50 @@ import com.google.gson.JsonArray
 import com.google.gson.JsonElement
 import com.google.gson.JsonObject
 import com.google.gson.JsonPrimitive
+import com.google.gson.annotations.JsonAdapter
 import java.nio.file.Path
 import java.util.Locale
 
 /**
- * The answer of `POST /api/estimate` (issue 16; mirrors `Estimate` in backend/finetune_studio/estimate.py,
- * the fields the banner shows): will the spec fit, on which device, how long an epoch takes. Sizes in bytes.
+ * The answer of `POST /api/estimate` (issue 16; mirrors `Estimate` in backend/finetune_studio/wire.py, checked
+ * by WireContractTest): will the spec fit, on which device, how long an epoch takes. Sizes in bytes.
  */
 data class Estimate(
-    val fits: Boolean = true,
-    /** Why it will not fit (or another caution), in the server's words. */
-    val warning: String? = null,
-    /** The setting that would make it fit, e.g. "batch_size = 8". */
-    val suggestion: String? = null,
+    val architecture: String = "",
+    val parameters: Long = 0,
+    val trainableParameters: Long = 0,
+    /** fp32 | bf16 | fp16 */
+    val precision: String = "fp32",
+    val batchSize: Int = 0,
+    /** Tokens of the longest example (capped at data.max_length). */
+    val sequenceLength: Int = 0,
     val memory: MemoryEstimate? = null,
     val devices: List<DeviceFit> = emptyList(),
+    val fits: Boolean = true,
     val maxBatchSize: Int? = null,
+    val examples: Long? = null,
+    val tokensPerEpoch: Long? = null,
+    val stepsPerEpoch: Long? = null,
+    /** Training and the epoch's evaluations. */
     val secondsPerEpoch: Double? = null,
+    val secondsTotal: Double? = null,
+    /** Why it will not fit, in the server's words. */
+    val warning: String? = null,
+    /** The setting that would make it fit, e.g. "training.batch_size = 8, ...". */
+    val suggestion: String? = null,
+    /** The settings of the suggestion: dotted spec key -> value. */
+    @field:JsonAdapter(JsonObjectAdapter::class) val suggested: JsonObject = JsonObject(),
+    val notes: List<String> = emptyList(),
 )
 
+/** Bytes at the peak: weights + optimizer + runtime + max(gradients + activations, evaluation). */
 data class MemoryEstimate(
     val weights: Long = 0,
     val gradients: Long = 0,
     val optimizer: Long = 0,
     val activations: Long = 0,
+    /** An evaluation step at eval_batch_size and the predictions kept for the metrics; 0 without evaluation. */
+    val evaluation: Long = 0,
     val runtime: Long = 0,
     val total: Long = 0,
 )

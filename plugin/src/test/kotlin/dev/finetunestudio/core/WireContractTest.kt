@@ -29,6 +29,8 @@ class WireContractTest {
         "StepBatch" to StepBatch::class.java, "ServerInfo" to ServerInfo::class.java, "JobSpec" to JobSpec::class.java,
         "EvalSample" to EvalSample::class.java, "Anomaly" to Anomaly::class.java, "EventList" to EventList::class.java,
         "Problem" to Problem::class.java, "ErrorBody" to ErrorBody::class.java,
+        // the estimate (issue 16): Estimate.kt
+        "MemoryEstimate" to MemoryEstimate::class.java, "DeviceFit" to DeviceFit::class.java, "Estimate" to Estimate::class.java,
         // lineage (issue 16): Lineage.kt
         "CodeState" to CodeState::class.java, "DataFile" to DataFileState::class.java, "Lineage" to Lineage::class.java,
         "ValueChange" to ValueChange::class.java, "FileChange" to FileChange::class.java, "RowChange" to RowChange::class.java,
@@ -109,6 +111,11 @@ class WireContractTest {
         assertEquals("all", spec.resources.gpus.asString)
         assertEquals(3e-5, spec.training.learningRate, 0.0)
         assertEquals(listOf("query", "value"), spec.lora?.targetModules)
+        val estimate = parse("Estimate", Estimate::class.java)
+        assertEquals(8, estimate.suggested.get("training.batch_size").asInt)
+        assertEquals(9000L * 1024 * 1024, estimate.memory?.evaluation)
+        assertEquals(EstimateSummary(false, "28 GB of 22 GB on NVIDIA L4", "1h02m", estimate.warning, estimate.suggestion),
+            EstimateSummary.of(estimate))
         val worktree = parse("WorktreeCheck", WorktreeCheck::class.java)
         assertEquals(false, worktree.matches)
         assertEquals(listOf(12L), worktree.dataChanged.single().changedRows)
