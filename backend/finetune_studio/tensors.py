@@ -19,7 +19,9 @@ from .tensorstats import Tally
 from .wire import json_safe
 
 CHUNK = 1 << 22  # elements per step: a float64 upcast of one chunk is 32 MB
-SAMPLE = 1 << 16  # histogram sample size
+# histogram sample size: under torch's parallel grain (32768 elements), so that the ops on the sample
+# run on the calling thread (on busy cores, waiting for a thread pool costs more than the work)
+SAMPLE = (1 << 15) - 1
 BINS = 50
 
 

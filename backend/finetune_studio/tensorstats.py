@@ -130,13 +130,14 @@ def _device_masked(v: torch.Tensor, moments: Moments, counts: list[int]) -> None
 def _numpy_piece(a: Any, mask: Any, copy: Any, moments: Moments, counts: list[int]) -> None:
     """One piece on the CPU, through scratch buffers of its size. Passes over the piece: isfinite, and
     for a piece with NaN/Inf a copy whose non-finite values are zeroed (by index: they are usually
-    few); then == 0, sum, sum of squares, NaN-ignoring min and max."""
+    few); then == 0, sum, sum of squares, min and max (NaN-ignoring `fmin`/`fmax`, or of the copy when
+    it holds Inf)."""
     import numpy as np
 
     np.isfinite(a, out=mask)
     bad = np.flatnonzero(np.logical_not(mask, out=mask))
     n = a.size - len(bad)
-    kept, infs = a, False
+    kept, fill = a, None
     if len(bad):
         values = a[bad]
         nan, posinf = int(np.count_nonzero(np.isnan(values))), int(np.count_nonzero(values == np.inf))
@@ -145,15 +146,21 @@ def _numpy_piece(a: Any, mask: Any, copy: Any, moments: Moments, counts: list[in
         counts[2] += a.size - n - nan - posinf
         if n == 0:
             return
+        fill = a[np.argmin(mask)] if nan < len(bad) else None  # a finite value, for min/max with Inf
         np.copyto(copy, a)
         copy[bad] = 0  # the non-finite values add nothing to the sums
-        kept, infs = copy, nan < len(bad)
+        kept = copy
     counts[3] += int(np.count_nonzero(np.equal(a, 0, out=mask)))  # NaN == 0 is False
     total = float(np.add.reduce(kept))  # pairwise summation: float32 keeps ~1e-7 of the piece's sum
     if not math.isfinite(total):  # finite float32 values whose float32 sum overflows
         total = float(np.add.reduce(kept, dtype=np.float64))
     mean = total / n
     var = max(_sum_squares(kept) / n - mean * mean, 0.0)
+    if fill is None:  # fmin/fmax skip NaN, not Inf
+        lo, hi = float(np.fmin.reduce(a)), float(np.fmax.reduce(a))
+    else:  # a finite value of the piece in place of each non-finite one leaves min and max as they are
+        copy[bad] = fill
+        lo, hi = float(np.minimum.reduce(copy)), float(np.maximum.reduce(copy))
     if mean * mean > var:  # float32 sums lose the spread to a large mean: sum the deviations from it
         shift = kept.dtype.type(mean)
         centred = np.subtract(kept, shift, out=copy)
@@ -162,12 +169,6 @@ def _numpy_piece(a: Any, mask: Any, copy: Any, moments: Moments, counts: list[in
         squares = _sum_squares(centred) / n
         if math.isfinite(squares):  # no overflow of the deviations of huge values
             mean, var = float(shift) + residual, max(squares - residual * residual, 0.0)
-    if infs:  # fmin/fmax skip NaN only
-        np.isfinite(a, out=mask)
-        lo = float(np.minimum.reduce(a, where=mask, initial=np.inf))
-        hi = float(np.maximum.reduce(a, where=mask, initial=-np.inf))
-    else:
-        lo, hi = float(np.fmin.reduce(a)), float(np.fmax.reduce(a))
     moments.add(n, mean, var, lo, hi)
 
 
