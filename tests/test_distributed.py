@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from conftest import RunningServer, start_server
+from task_matrix import LORA, TASKS, check_task_run, task_spec, tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +86,24 @@ def test_two_cpu_processes_train_like_one_with_each_step_once(
     assert (Path(two.output_dir).parent / "result.json").is_file()
 
 
-def two_ranks_at_step(server: RunningServer, spec: dict[str, Any], max_steps: int,
-                      step: int) -> tuple[Any, psutil.Process, list[psutil.Process]]:
+@pytest.mark.parametrize("task", TASKS)  # text classification: the test above, and with LoRA the cancel test
+def test_every_task_trains_as_two_ddp_processes(
+        task: str, shared_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each task as 2 gloo processes (LoRA for some, for the others under Ray): each step once, and the
+    task's evaluation (generation, span search, tag metrics) on predictions gathered from both ranks."""
+    lora = task in LORA["ddp"]
+    spec = task_spec(task, tiny_models(tmp_path_factory.getbasetemp()), tmp_path_factory.mktemp(task),
+                     {"processes": 2}, lora)
+    job = shared_server.wait_for(shared_server.client.submit(spec).id, timeout=240)
+    check_task_run(shared_server, job, task, lora)
+    assert job.device == "cpu ×2 (gloo)"
+
+
+def two_ranks_at_step(server: RunningServer, spec: dict[str, Any], max_steps: int, step: int,
+                      **training: Any) -> tuple[Any, psutil.Process, list[psutil.Process]]:
     """Submit `spec` as a 2-process CPU job and return it, its torchrun and its ranks once it logged `step`."""
-    spec["training"].update(max_steps=max_steps, batch_size=8, save_strategy="no", eval_strategy="no")
+    spec["training"].update({"max_steps": max_steps, "batch_size": 8, "save_strategy": "no", "eval_strategy": "no",
+                             **training})
     spec["resources"] = {"processes": 2}
     job = server.client.submit(spec)
     server.wait_for(job.id, {"running"})
@@ -101,7 +116,10 @@ def two_ranks_at_step(server: RunningServer, spec: dict[str, Any], max_steps: in
 
 def test_cancel_stops_every_rank_and_resume_continues_with_the_same_processes(
         shared_server: RunningServer, tiny_spec: dict[str, Any]) -> None:
-    job, torchrun, ranks = two_ranks_at_step(shared_server, tiny_spec, max_steps=60, step=3)
+    """With LoRA (text classification's LoRA run under DDP): resume restores the adapter's checkpoint."""
+    tiny_spec["lora"] = {"r": 4}
+    job, torchrun, ranks = two_ranks_at_step(shared_server, tiny_spec, max_steps=60, step=3,
+                                             eval_strategy="steps", eval_steps=60)
     shared_server.client.cancel(job.id)
     cancelled = shared_server.wait_for(job.id, timeout=120)
     assert cancelled.state == "cancelled", cancelled.error
@@ -114,8 +132,11 @@ def test_cancel_stops_every_rank_and_resume_continues_with_the_same_processes(
     resumed = shared_server.wait_for(job.id, timeout=240)
     assert resumed.state == "completed", resumed.error
     assert resumed.device == "cpu ×2 (gloo)"
-    steps = shared_server.client.metrics(job.id, names="train/loss")["series"]["train/loss"]["step"]
-    assert steps == list(range(1, 61)), (stopped_at, steps)  # each step once across both attempts
+    series = shared_server.client.metrics(job.id, names="train/loss,eval/accuracy")["series"]
+    assert series["train/loss"]["step"] == list(range(1, 61)), stopped_at  # each step once across both attempts
+    assert series["eval/accuracy"]["step"] == [60]
+    assert (checkpoints[-1] / "adapter_model.safetensors").is_file()
+    assert (Path(resumed.output_dir) / "adapter_model.safetensors").is_file()
     assert f"resuming from {checkpoints[-1]}" in log_text(shared_server, job.id)
 
 

@@ -19,6 +19,11 @@ import psutil
 import pytest
 
 from conftest import RunningServer, start_server
+from task_matrix import LORA, TASKS, check_task_run, task_spec, tiny_models
+
+# Text classification: the first test here (and with LoRA under torchrun); seq2seq with LoRA: the
+# killed-worker test, which resumes its adapter from Ray's storage.
+RAY_TASKS = [task for task in TASKS if task != "seq2seq"]
 
 RAY_BIN = Path(sys.executable).parent / "ray"
 JOB_ACTORS = ("ray::Relay", "ray::RayTrainWorker", "ray::TrainController", "ray::PlacementGroupCleaner")
@@ -126,18 +131,35 @@ def test_ray_job_with_two_workers_completes_with_live_metrics(
     assert final.device == f"ray ×2 (CPU, {ray_cluster})"
     live = [e for e in events if e.type == "metric" and "train/loss" in e.data["values"]]
     assert live and live[0].seq < events[-1].seq  # metrics came over SSE while it ran
-    steps = ray_server.client.metrics(job.id, names="train/loss")["series"]["train/loss"]["step"]
-    assert steps == list(range(1, 11))  # 160 rows / (8 × 2 workers): rank 0 alone reports, each step once
+    series = ray_server.client.metrics(job.id, names="train/loss,eval/accuracy")["series"]
+    assert series["train/loss"]["step"] == list(range(1, 11))  # 160 rows / (8 × 2 workers): rank 0 alone reports
+    assert series["eval/accuracy"]["step"] == [10]
     assert final.progress.step == final.progress.max_steps == 10
     assert (Path(final.output_dir) / "config.json").is_file()
     assert list((Path(final.output_dir).parent / "ray").rglob("checkpoint-10")), "Ray kept the checkpoint"
     assert no_job_actors()
 
 
+@pytest.mark.parametrize("task", RAY_TASKS)
+def test_every_task_trains_as_two_ray_workers(task: str, ray_cluster: str, ray_server: RunningServer,
+                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each task as 2 Ray Train workers (LoRA for those that train without it under torchrun): each step
+    once, and the task's evaluation at the end on predictions gathered from both workers."""
+    lora = task in LORA["ray"]
+    spec = task_spec(task, tiny_models(tmp_path_factory.getbasetemp()), tmp_path_factory.mktemp(task),
+                     {"executor": "ray", "processes": 2, "ray_address": ray_cluster}, lora)
+    job = ray_server.wait_for(ray_server.client.submit(spec).id, timeout=300)
+    check_task_run(ray_server, job, task, lora)
+    assert log_text(ray_server, job.id).count("attempt 1: preparing") == 1  # rank 1's stdout stays out
+
+
 def test_a_killed_ray_worker_is_restarted_from_the_last_checkpoint(
-        ray_cluster: str, ray_server: RunningServer, tiny_spec: dict[str, Any]) -> None:
-    spec = ray_spec(tiny_spec, ray_cluster, max_steps=30, save_strategy="steps", save_steps=5,
-                    eval_strategy="no")
+        ray_cluster: str, ray_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Seq2seq with LoRA (its LoRA run under Ray): the adapter's checkpoints go to Ray's storage, the
+    restarted workers resume from there, and the run ends with its evaluation."""
+    spec = task_spec("seq2seq", tiny_models(tmp_path_factory.getbasetemp()), tmp_path_factory.mktemp("killed"),
+                     {"executor": "ray", "processes": 2, "ray_address": ray_cluster}, lora=True, max_steps=30,
+                     save_strategy="steps", save_steps=5, eval_steps=30)
     job = ray_server.client.submit(spec)
     registered_checkpoint(ray_server.data_dir / "jobs" / job.id)
     wait_for_step(ray_server, job.id, 12)
@@ -145,10 +167,10 @@ def test_a_killed_ray_worker_is_restarted_from_the_last_checkpoint(
     assert len(workers) == 2, workers
     os.kill(workers[-1].pid, signal.SIGKILL)
     final = ray_server.wait_for(job.id, timeout=400)
-    assert final.state == "completed", (final.error, log_text(ray_server, job.id)[-4000:])
+    check_task_run(ray_server, final, "seq2seq", lora=True, steps=30)  # no step missing, none twice
     assert "Ray restarted the workers: resuming from" in log_text(ray_server, job.id)
-    steps = ray_server.client.metrics(job.id, names="train/loss")["series"]["train/loss"]["step"]
-    assert steps == list(range(1, 31))  # no step missing, none twice
+    kept = list((ray_server.data_dir / "jobs" / job.id / "ray").rglob("checkpoint-*"))
+    assert kept and all((folder / "adapter_model.safetensors").is_file() for folder in kept), kept
     assert no_job_actors()
 
 

@@ -182,7 +182,15 @@ class StudioCallback(TrainerCallback):
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
                **kwargs: Any) -> None:
-        if self.client is None or not logs or not state.is_world_process_zero:
+        if not logs:
+            return
+        # A NaN gradient norm poisons the weights as surely as a NaN loss does. Every rank checks: the logged
+        # loss and norm are the same on all (gathered), and a rank that stopped alone would hang the others.
+        broken = [k for k in ("loss", "grad_norm") if isinstance(logs.get(k), float) and not math.isfinite(logs[k])]
+        if self.stop_on_nan and broken:
+            self.nan_step = state.global_step
+            control.should_training_stop = True
+        if self.client is None or not state.is_world_process_zero:
             return
         if any(key.startswith("eval_") for key in logs):
             return  # on_evaluate reports these, with their details
@@ -194,11 +202,6 @@ class StudioCallback(TrainerCallback):
             self.client.emit("metric", {"step": state.global_step, "values": summary})
         self._system(state)
         self._progress(args, state)
-        # A NaN gradient norm poisons the weights as surely as a NaN loss does.
-        broken = [k for k in ("loss", "grad_norm") if isinstance(logs.get(k), float) and not math.isfinite(logs[k])]
-        if self.stop_on_nan and broken:
-            self.nan_step = state.global_step
-            control.should_training_stop = True
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._hooked is not None:

@@ -15,12 +15,13 @@ Checkpoints: at every save, each rank reports to Ray, rank 0 with the Trainer's 
 Ray copies to its `storage_path` (`JOB_DIR/ray`). A worker that dies makes Ray restart the worker group
 (`FailureConfig(max_failures)`) and the new one resumes from Ray's latest checkpoint; steps logged after
 it are logged again, and the store keeps one point per step. SIGTERM (cancel) asks the relay to stop:
-rank 0 reads that at each step's end, the ranks agree (`worker.stop_agreed`), save a checkpoint and
+rank 0 reads that at each step's end, the ranks agree (`worker.agreed`), save a checkpoint and
 return; the driver writes `result.json` and removes the relay, so no actor of the job is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -35,7 +36,7 @@ import ray.train
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..spec import JobSpec
-from ..worker import GracefulStop, job_spec, train_job
+from ..worker import GracefulStop, SilentClient, job_spec, train_job
 
 MAX_FAILURES = 3  # worker group restarts per attempt before the job fails
 
@@ -98,19 +99,9 @@ class RelayClient:
         ray.get(self.relay.flush.remote())
 
 
-class SilentClient:
-    """Ranks other than 0 report nothing."""
-
-    def emit(self, type_: str, data: dict[str, Any]) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-
 class RelayStop(GracefulStop):
     """The driver's stop request, as the worker's `GracefulStop`: rank 0 asks the relay at each step's end
-    (one small call per step), the other ranks learn it from rank 0 (`worker.stop_agreed`)."""
+    (one small call per step), the other ranks learn it from rank 0 (`worker.agreed`)."""
 
     def __init__(self, relay: Any | None) -> None:  # no signal handler: a Ray worker trains off the main thread
         self._relay = relay
@@ -153,8 +144,10 @@ def train_loop(config: dict[str, Any]) -> None:
     if resume_from and rank == 0:
         print(f"Ray restarted the workers: resuming from {resume_from}", flush=True)
     client = RelayClient(relay) if rank == 0 else SilentClient()
-    result = train_job(spec, job_dir, client, attempt, RelayStop(relay if rank == 0 else None),
-                       resume_from=resume_from, callbacks=[report_checkpoints()])
+    # As under torchrun, the job's log holds rank 0's stdout and every rank's stderr.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if rank else sys.stdout):
+        result = train_job(spec, job_dir, client, attempt, RelayStop(relay if rank == 0 else None),
+                           resume_from=resume_from, callbacks=[report_checkpoints()])
     ray.get(relay.set_result.remote(rank, result))
     if result.get("state") == "failed":
         import torch.distributed as dist
@@ -264,4 +257,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from finetune_studio.worker import exit_now
+
+    exit_now(main())

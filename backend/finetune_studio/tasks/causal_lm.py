@@ -170,7 +170,9 @@ def generating_trainer(tokenizer: Any, prompts: list[tuple[str, str, list[int]]]
             if loss is not None:
                 # exp(50) is past any meaning; capping it keeps an early, wild loss from overflowing
                 metrics[f"{metric_key_prefix}_perplexity"] = math.exp(min(loss, 50.0))
-            details["samples"] = self.generate_samples()
+            # Rank 0 alone reports the samples: the other ranks would generate the same ones for nothing
+            # (generation on the unwrapped model is no collective, so they need not wait for it here).
+            details["samples"] = self.generate_samples() if self.is_world_process_zero() else []
             return output
 
         @torch.no_grad()
