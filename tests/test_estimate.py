@@ -169,3 +169,22 @@ def test_a_bad_spec_is_a_422_naming_the_field(server: RunningServer, tmp_path: P
         server.client.request("POST", "/api/estimate", json={"model": str(tmp_path), "data": {"train": "x.csv"},
                                                              "training": {"batch_size": 0}})
     assert caught.value.status == 422
+
+
+@pytest.mark.parametrize("task", ["token-classification", "question-answering", "causal-lm", "seq2seq"])
+def test_every_task_is_profiled_on_the_meta_device(task: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The estimate of seq2seq from an encoder (a bert2bert, as tasks/seq2seq.py builds it) raised
+    "Tensor.item() cannot be called on meta tensors": from labels alone the EncoderDecoderModel built a
+    decoder padding mask whose .all() the causal mask read. Every task's model now runs on the meta device."""
+    from finetune_studio.data_shape import Shape
+    from finetune_studio.model_profile import profile
+    from finetune_studio.testing.tiny_models import build_tiny_encoder, build_tiny_llama, built
+
+    base = tmp_path_factory.getbasetemp()
+    model = (built(base / "tiny-llama", build_tiny_llama) if task == "causal-lm"
+             else built(base / "tiny-encoder", build_tiny_encoder))
+    spec = parse_spec({"task": task, "model": str(model), "data": {"train": str(model / "config.json")}}, model)
+    found = profile(spec, Shape(48, 24), num_labels=3)
+    assert found.parameters > 0 and found.forward_flops_per_example > 2 * found.parameters * 24
+    assert found.activations_per_example > 0 and found.eval_per_example > 0
+    assert (found.predictions_per_example == 0) == (task == "causal-lm")  # no metrics: loss only

@@ -93,7 +93,10 @@ def _inputs(task: str, batch: int, shape: Shape) -> dict[str, Any]:
     if task == "question-answering":
         return {"input_ids": ids, "start_positions": one, "end_positions": one}
     if task == "seq2seq":
-        return {"input_ids": ids, "labels": torch.zeros(batch, shape.target, dtype=torch.long, device="meta")}
+        # decoder_input_ids given (as DataCollatorForSeq2Seq gives them): from labels alone, an
+        # EncoderDecoderModel builds a padding mask that its causal mask reads a value of (.all())
+        target = torch.zeros(batch, shape.target, dtype=torch.long, device="meta")
+        return {"input_ids": ids, "labels": target, "decoder_input_ids": target}
     return {"input_ids": ids, "labels": ids}  # token classification, causal LM
 
 
