@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -24,6 +25,7 @@ from finetune_studio.testing.dashboard_driver import (
     kept_steps,
     open_attached_run,
     open_dashboard,
+    point_position,
     wait_until,
 )
 
@@ -293,21 +295,11 @@ def test_log_scale_switches_the_axis(studio: RunningServer, trained_job: str, pa
     wait_until(lambda: chart(page, "train/loss")["yType"] == "linear", 10, what="a linear y axis")
 
 
-POINT_POSITION = """(step) => {
-  const el = document.getElementById('chart-train-loss');
-  const layout = el._fullLayout;
-  const trace = el.data.filter((t) => t.name !== 'anomaly').at(-1);
-  const i = trace.customdata.indexOf(step);
-  const box = el.querySelector('.nsewdrag').getBoundingClientRect();
-  return [box.left + layout.xaxis.l2p(trace.x[i]), box.top + layout.yaxis.l2p(trace.y[i])];
-}"""
-
-
 def test_clicking_a_loss_point_shows_that_steps_batch(
         studio: RunningServer, trained_job: str, page: Any) -> None:
     open_dashboard(page, studio.url, studio.token, f"#job={trained_job}")
     wait_until(lambda: chart(page, "train/loss"), 10, what="the loss chart")
-    x, y = page.evaluate(POINT_POSITION, 5)
+    x, y = point_position(page, "train/loss", 5)
     page.mouse.move(x, y)
     page.mouse.click(x, y)
     expect(page.locator("#batch-title")).to_have_text("Batch of step 5")
@@ -364,9 +356,6 @@ def test_attached_runs_config_tab_shows_its_training_arguments(studio: RunningSe
     expect(page.locator("#spec-toml")).to_have_count(0)
 
 
-ZOOM = "(range) => Plotly.relayout(document.getElementById('chart-train-loss'), {'xaxis.range': range})"
-
-
 def test_zooming_in_asks_the_server_for_the_range_and_draws_its_raw_points(studio: RunningServer, page: Any) -> None:
     """The page keeps buckets of a long run; zooming in only magnified them. It now asks the server for
     the visible steps again and draws the raw points (issue 12)."""
@@ -382,10 +371,23 @@ def test_zooming_in_asks_the_server_for_the_range_and_draws_its_raw_points(studi
         raw = (chart(page, "train/loss") or {"traces": [{"steps": [], "y": []}]})["traces"][0]
         return [(s, y) for s, y in zip(raw["steps"], raw["y"], strict=True) if lo <= s <= hi]
 
-    page.evaluate(ZOOM, [10_000, 10_100])
+    def drag(lo: int, hi: int) -> None:
+        """Drag across steps lo..hi as a user does."""
+        (x0, y0), (x1, _) = (point_position(page, "train/loss", s) for s in (lo, hi))
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x1, y0, steps=5)
+        page.mouse.up()
+
+    # first to steps 9,000-11,000, where a hundred steps span enough pixels to drag across
+    drag(9_000, 11_000)
+    wait_until(lambda: len(drawn_in(9_000, 11_000)) > 300, 20, what="steps 9000-11000 fetched")
+    drag(9_990, 10_110)  # a little wider than 10,000-10,100: a pixel spans several steps
     expected = [(s, losses[s - 1]) for s in range(10_000, 10_101)]
     wait_until(lambda: drawn_in(10_000, 10_100) == expected, 20, what="the raw points of steps 10000-10100")
-    assert any("from_step=10000" in url and "to_step=10100" in url for url in asked), asked
+    ranges = [(int(q["from_step"][0]), int(q["to_step"][0])) for q in (parse_qs(urlsplit(u).query) for u in asked)
+              if "from_step" in q]
+    assert any(lo <= 10_000 and 10_100 <= hi < 10_200 for lo, hi in ranges), ranges
 
     page.click("#reset-zoom")
     wait_until(lambda: len(drawn_in(10_000, 10_100)) < 50, 10, what="the whole run again after Reset zoom")
@@ -416,16 +418,6 @@ def test_live_points_are_appended_to_the_chart_not_redrawn(studio: RunningServer
 
 # -- anomalies (issue 15) -------------------------------------------------------------------------
 
-MARKER_POSITION = """(step) => {
-  const el = document.getElementById('chart-train-loss');
-  const layout = el._fullLayout;
-  const trace = el.data.find((t) => t.name === 'anomaly');
-  const i = trace.customdata.indexOf(step);
-  const box = el.querySelector('.nsewdrag').getBoundingClientRect();
-  return [box.left + layout.xaxis.l2p(trace.x[i]), box.top + layout.yaxis.l2p(trace.y[i])];
-}"""
-
-
 def anomaly_event(seq: int, step: int, kind: str, value: float | None, saved_to: str) -> dict[str, Any]:
     """What the reporter sends when a detector fires (backend/finetune_studio/anomaly.py `Anomaly.to_event`)."""
     return {"seq": seq, "type": "anomaly", "time": time.time(), "data": {
@@ -455,7 +447,7 @@ def test_an_anomaly_is_a_marker_on_the_loss_that_opens_its_batch(studio: Running
     expect(page.locator('#anomaly-list li[data-step="25"]')).to_contain_text(saved)
     expect(page.locator("#anomaly-notice")).to_be_hidden()  # from before the page opened: no notice
 
-    x, y = page.evaluate(MARKER_POSITION, 25)
+    x, y = point_position(page, "train/loss", 25, "anomaly")
     page.mouse.move(x, y)
     page.mouse.click(x, y)
     expect(page.locator("#batch-title")).to_have_text("Batch of step 25")

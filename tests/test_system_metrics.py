@@ -104,7 +104,7 @@ def test_job_page_charts_system_in_a_collapsed_group_and_shows_the_global_batch(
     group.locator("summary").click()
     drawn = wait_until(lambda: chart(page, "system/rank1/rss_mb"), 20, what="the rank 1 memory chart")
     assert drawn["traces"][0]["y"][0] > 50
-    expect(page.locator('.chart-card[data-series="system/rank1/rss_mb"] .gtitle')).to_have_text(
+    expect(page.locator('.chart-card[data-series="system/rank1/rss_mb"] .u-title')).to_have_text(
         "rank 1: resident memory (MiB)")
 
     page.locator('a[data-tab="config"]').click()

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  appendPoint, chartOrder, downsampleAround, downsampleMinMax, emaSmooth, emptySeries, lowerBound, mergeHistory,
-  SeriesBuffer, smoothedByDefault, spliceRange, toCsv, xValues,
+  appendPoint, aroundIndices, chartOrder, downsampleAround, downsampleMinMax, emaSmooth, emptySeries, lowerBound,
+  mergeHistory, minMaxIndices, SeriesBuffer, smoothedByDefault, spliceRange, toCsv, xValues,
 } from "../../backend/finetune_studio/dashboard/series.js";
 
 /** @param {number[]} steps @param {(s: number) => number|null} [f] */
@@ -203,6 +203,18 @@ test("a zoomed chart spends its point budget on the visible range", () => {
   assert.ok(out.step.length < 400 + 100 + 10, `${out.step.length} points`);
   assert.equal(out.step[0], 0);
   assert.equal(out.step.at(-1), 9999);
+});
+
+test("the kept indices are ascending and pick what the downsampled series holds (charts thin the smoothed line there)", () => {
+  const s = series(Array.from({ length: 5000 }, (_, i) => i), (x) => Math.sin(x / 10) + (x === 3333 ? 9 : 0));
+  for (const [indices, expected] of [
+    [minMaxIndices(s, 300), downsampleMinMax(s, 300)], [aroundIndices(s, 2000, 2100, 300), downsampleAround(s, 2000, 2100, 300)],
+  ]) {
+    assert.ok(indices.every((i, k) => k === 0 || i > indices[k - 1]));
+    assert.deepEqual(indices.map((i) => s.step[i]), expected.step);
+  }
+  assert.ok(minMaxIndices(s, 300).includes(3333)); // the spike
+  assert.deepEqual(minMaxIndices(series([1, 2]), 300), [0, 1]);
 });
 
 test("a buffer counts rewrites, so a chart appends only what was appended", () => {

@@ -10,7 +10,7 @@
  */
 
 import { anomalyMarkers } from "./anomalies.js";
-import { drawSeries, onPointClick, onZoom, resetZoom } from "./charts.js";
+import { drawSeries, isDrawn, onPointClick, onZoom, resetZoom } from "./charts.js";
 import { seriesTitle } from "./format.js";
 import { download, h, replace } from "./html.js";
 import { chartOrder, smoothedByDefault, spliceRange, toCsv } from "./series.js";
@@ -315,7 +315,7 @@ export class ChartPanel {
       const el = this.card(name);
       if (isSystem(name) && !this.systemGroup.open) continue; // drawn when the group opens
       this.drawnVersion.set(name, buffer.version);
-      const first = !el.classList.contains("js-plotly-plot");
+      const first = !isDrawn(el);
       const zoom = this.zooms.get(name);
       const before = this.drawnBuffer.get(name);
       const onlyAppended = !zoom && before?.rewrites === buffer.rewrites;

@@ -1,54 +1,50 @@
 // @ts-check
 /**
- * The only module that touches Plotly (loaded as a classic script from /static/plotly.min.js, which
- * the server serves from the installed `plotly` package): metric charts, the confusion matrix and the
- * tensor views' plots. Everything here takes plain data and a container, and themes it from
- * style.css's variables; what to draw is decided elsewhere.
+ * The only module that touches Plotly: the compare overlay, the confusion matrix and the tensor
+ * views' plots. Plotly.js (the full bundle of the installed `plotly` package, which the server serves
+ * at /static/plotly.min.js) is loaded on the first of these draws, not with the page: 4.7 MB that
+ * took about a second to compile. The metric charts, drawn on every job page and live, are uPlot's
+ * (linechart.js); this module re-exports them so that callers have one charts module. Everything here
+ * takes plain data and a container, and themes it from style.css's variables.
  *
- * Charts draw with `Plotly.react` and a fixed `uirevision`, so a redraw with new points keeps the
- * user's zoom; `resetZoom` changes the revision.
+ * Plotly charts draw with `Plotly.react` and a fixed `uirevision`, so a redraw keeps the user's zoom.
  */
 
-import { downsampleAround, downsampleMinMax, emaSmooth, xValues } from "./series.js";
+import { isLineChart, onLineClick, onLineZoom, purgeLine, resetLineZoom, theme } from "./linechart.js";
+import { downsampleMinMax, emaSmooth, xValues } from "./series.js";
+
+export { chartState, drawSeries, pointPosition } from "./linechart.js";
 
 /** @typedef {import("./series.js").SeriesData} SeriesData */
 /** @typedef {import("./series.js").XMode} XMode */
 /** @typedef {HTMLElement & {data?: any[], layout?: any, on?: (name: string, fn: (e: any) => void) => void}} PlotElement */
 
+/** @type {Promise<any>|null} */
+let plotlyLoading = null;
+
 /**
- * Plotly.js, once its script (loaded `async` by index.html, so that the API calls start while it
- * compiles) has run.
+ * Plotly.js, loaded once, when a view first needs it.
  * @returns {Promise<any>}
  */
 export function loadPlotly() {
   const ready = /** @type {any} */ (globalThis).Plotly;
   if (ready) return Promise.resolve(ready);
-  const script = document.getElementById("plotly-js");
-  return new Promise((resolve, reject) => {
-    script?.addEventListener("load", () => resolve(/** @type {any} */ (globalThis).Plotly));
-    script?.addEventListener("error", () => reject(new Error("Plotly.js did not load from /static/plotly.min.js")));
-    if (!script) reject(new Error("index.html has no #plotly-js script"));
+  plotlyLoading ??= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = "/static/plotly.min.js";
+    script.addEventListener("load", () => resolve(/** @type {any} */ (globalThis).Plotly));
+    script.addEventListener("error", () => {
+      plotlyLoading = null; // a later view tries again
+      reject(new Error("Plotly.js did not load from /static/plotly.min.js"));
+    });
+    document.head.append(script);
   });
+  return plotlyLoading;
 }
 
 /** For charts that exist already (so Plotly has loaded). @returns {any} */
 function plotly() {
   return /** @type {any} */ (globalThis).Plotly;
-}
-
-/** Colours of the current theme, read from the CSS custom properties of style.css. */
-function theme() {
-  const css = getComputedStyle(document.documentElement);
-  const v = (/** @type {string} */ name, /** @type {string} */ fallback) => css.getPropertyValue(name).trim() || fallback;
-  return {
-    fg: v("--fg", "#1f2328"),
-    muted: v("--muted", "#656d76"),
-    grid: v("--grid", "#d8dee4"),
-    accent: v("--accent", "#0969da"),
-    danger: v("--danger", "#cf222e"),
-    palette: [v("--c1", "#0969da"), v("--c2", "#d1242f"), v("--c3", "#1a7f37"), v("--c4", "#8250df"),
-      v("--c5", "#bf8700"), v("--c6", "#0e7490"), v("--c7", "#c2410c"), v("--c8", "#6e7781")],
-  };
 }
 
 /** Lines, with markers while a series is short enough for them to help (a few evaluations). @param {number} n */
@@ -95,124 +91,6 @@ function config(filename) {
     modeBarButtonsToRemove: ["lasso2d", "select2d", "sendChartToCloud"],
     toImageButtonOptions: { format: "png", filename, scale: 2 },
   };
-}
-
-/**
- * `visible`: the steps a zoomed chart shows, which get the whole point budget. `appendFrom`: the
- * caller knows that `series` only gained points since the last draw, from this index on. `markers`:
- * points drawn over the line, one per anomaly (anomalies.js `anomalyMarkers`); a click on one reports
- * its step like a click on the line.
- * @typedef {SeriesData & {kind: string[], text: string[]}} Markers
- * @typedef {{
- *   title: string, series: SeriesData, smoothing: number, yLog: boolean, xMode: XMode,
- *   origin: number, revision: number, filename: string, color?: string, maxDrawn?: number,
- *   visible?: [number, number]|null, appendFrom?: number, markers?: Markers|null,
- * }} SeriesChart
- */
-
-/** Marker symbols per anomaly kind (anomaly.py's detectors). */
-const MARKER_SYMBOLS = /** @type {Record<string, string>} */ ({ nan: "x", spike: "triangle-up", grad_spike: "diamond" });
-
-/**
- * What each metric chart was last drawn with, and how many points its raw trace holds.
- * @type {WeakMap<HTMLElement, {key: string, drawn: number}>}
- */
-const drawnCharts = new WeakMap();
-
-/**
- * Draw one metric: the raw line, and when smoothing is on, the smoothed line over a faint raw one.
- * Live points are appended to the traces (Plotly.extendTraces) while the settings stay and the drawn
- * points stay within twice the budget; then the chart is drawn again, bucketed anew.
- * @param {PlotElement} el
- * @param {SeriesChart} chart
- * @returns {Promise<"appended"|"drawn">}
- */
-export async function drawSeries(el, chart) {
-  const t = theme();
-  const color = chart.color ?? t.accent;
-  const maxDrawn = chart.maxDrawn ?? Math.max(400, 2 * (el.clientWidth || 800));
-  const visible = chart.visible;
-  const markers = chart.markers?.step.length ? chart.markers : null;
-  const key = JSON.stringify([chart.title, chart.smoothing, chart.yLog, chart.xMode, chart.origin, chart.revision,
-    color, maxDrawn, visible, markers && [markers.step, markers.value, markers.kind]]);
-  const last = drawnCharts.get(el);
-  const from = chart.appendFrom;
-  const added = from === undefined ? 0 : chart.series.step.length - from;
-  // more than 60 drawn: the traces are plain lines already (see mode())
-  if (last && last.key === key && from !== undefined && last.drawn > 60 && last.drawn + added <= 2 * maxDrawn) {
-    if (added > 0) {
-      await appendPoints(el, chart, from);
-      last.drawn += added;
-    }
-    setDrawnData(el, chart.series);
-    return "appended";
-  }
-  // Plotly keeps the arrays it is given as the traces' data: they must not be the page's own buffers
-  // (downsampling returns a short series as it is), or a point the buffer gains would be appended twice.
-  const own = { step: chart.series.step.slice(), value: chart.series.value.slice(), time: chart.series.time.slice() };
-  /** @param {SeriesData} series */
-  const thin = (series) => (visible ? downsampleAround(series, visible[0], visible[1], maxDrawn) : downsampleMinMax(series, maxDrawn));
-  const raw = thin(own);
-  const smoothing = chart.smoothing > 0;
-  const traces = [{
-    type: "scatter", mode: mode(raw.step.length), name: "raw",
-    x: xValues(raw, chart.xMode, chart.origin), y: raw.value, customdata: raw.step,
-    line: { color, width: smoothing ? 1 : 1.6 }, marker: { color, size: 4 },
-    opacity: smoothing ? 0.3 : 1,
-    hovertemplate: "step %{customdata}<br>%{y:.5g}<extra>raw</extra>",
-  }];
-  if (smoothing) {
-    const full = own;
-    const smooth = thin({ step: full.step.slice(), value: emaSmooth(full.value, chart.smoothing), time: full.time.slice() });
-    traces.push({
-      type: "scatter", mode: smooth.step.length < 2 ? "markers" : "lines", name: "smoothed",
-      x: xValues(smooth, chart.xMode, chart.origin), y: smooth.value, customdata: smooth.step,
-      line: { color, width: 2 }, marker: { color, size: 5 }, opacity: 1,
-      hovertemplate: "step %{customdata}<br>%{y:.5g}<extra>smoothed</extra>",
-    });
-  }
-  // last, so that they are drawn on top and take the click (appendPoints extends traces 0 and 1 only)
-  if (markers) {
-    traces.push({
-      type: "scatter", mode: "markers", name: "anomaly", x: xValues(markers, chart.xMode, chart.origin),
-      y: markers.value, customdata: markers.step, text: markers.text.map(escapeTemplate),
-      marker: { color: t.danger, size: 12, symbol: markers.kind.map((k) => MARKER_SYMBOLS[k] ?? "circle"),
-        line: { color: t.danger, width: 2 } },
-      hovertemplate: "%{text}<br>click to open the batch<extra>anomaly</extra>",
-    });
-  }
-  await (await loadPlotly()).react(el, traces, baseLayout(chart.xMode, chart.title, chart.yLog, chart.revision), config(chart.filename));
-  drawnCharts.set(el, { key, drawn: raw.step.length });
-  setDrawnData(el, chart.series);
-  return "drawn";
-}
-
-/**
- * Add the points of `chart.series` from index `from` on to the raw trace, and their smoothed values
- * (the moving average runs over the whole series: it is cheap beside a draw) to the smoothed one.
- * @param {PlotElement} el
- * @param {SeriesChart} chart
- * @param {number} from
- */
-async function appendPoints(el, chart, from) {
-  const s = chart.series;
-  const tail = { step: s.step.slice(from), value: s.value.slice(from), time: s.time.slice(from) };
-  const x = xValues(tail, chart.xMode, chart.origin);
-  const update = { x: [x], y: [tail.value], customdata: [tail.step] };
-  const indices = [0];
-  if (chart.smoothing > 0) {
-    update.x.push(x);
-    update.y.push(emaSmooth(s.value, chart.smoothing).slice(from));
-    update.customdata.push(tail.step);
-    indices.push(1);
-  }
-  await (await loadPlotly()).extendTraces(el, update, indices);
-}
-
-/** For tests and benchmarks: how many points the chart is drawn from, and the last step. */
-function setDrawnData(/** @type {HTMLElement} */ el, /** @type {SeriesData} */ series) {
-  el.dataset.points = String(series.step.length);
-  el.dataset.lastStep = String(series.step.at(-1) ?? "");
 }
 
 /**
@@ -347,42 +225,45 @@ export async function drawValues(el, x, y) {
 }
 
 /**
- * Call `handler(step)` when a point is clicked (after the chart's first draw: Plotly adds `on` then).
- * @param {PlotElement} el
+ * Call `handler(step)` when a point (or an anomaly marker) of a metric chart is clicked, after its
+ * first draw.
+ * @param {HTMLElement} el
  * @param {(step: number) => void} handler
  */
 export function onPointClick(el, handler) {
-  el.on?.("plotly_click", (event) => {
-    const point = event?.points?.[0];
-    const step = Number(point?.customdata ?? point?.x);
-    if (Number.isFinite(step)) handler(step);
-  });
+  onLineClick(el, handler);
 }
 
 /**
- * Call `handler([from, to])` when the user zooms or pans the x axis of a chart, `handler(null)` when
- * it autoscales again (double click, Reset zoom).
- * @param {PlotElement} el
+ * Call `handler([from, to])` when the user zooms the x axis of a metric chart, `handler(null)` when
+ * it shows the whole run again (double click, Reset zoom).
+ * @param {HTMLElement} el
  * @param {(range: [number, number]|null) => void} handler
  */
 export function onZoom(el, handler) {
-  el.on?.("plotly_relayout", (event) => {
-    if (event?.["xaxis.autorange"]) return handler(null);
-    const range = event?.["xaxis.range"] ?? [event?.["xaxis.range[0]"], event?.["xaxis.range[1]"]];
-    const [from, to] = range.map(Number);
-    if (Number.isFinite(from) && Number.isFinite(to)) handler([from, to]);
-  });
+  onLineZoom(el, handler);
 }
 
-/** Forget the zoom of every chart in `root` (the next draw autoscales). @param {ParentNode} root */
+/** Forget the zoom of every chart in `root`. @param {ParentNode} root */
 export function resetZoom(root) {
+  resetLineZoom(root);
   for (const el of /** @type {NodeListOf<PlotElement>} */ (root.querySelectorAll(".js-plotly-plot"))) {
     plotly().relayout(el, { "xaxis.autorange": true, "yaxis.autorange": true });
   }
 }
 
-/** Release a chart's listeners and WebGL/SVG. @param {HTMLElement} el */
-export function purge(el) {
-  if (el.classList.contains("js-plotly-plot")) plotly().purge(el);
+/** Whether `el` holds a drawn chart. @param {HTMLElement} el */
+export function isDrawn(el) {
+  return isLineChart(el) || el.classList.contains("js-plotly-plot");
 }
 
+/** Release a chart's listeners, canvas or SVG. @param {HTMLElement} el */
+export function purge(el) {
+  if (isLineChart(el)) purgeLine(el);
+  else if (el.classList.contains("js-plotly-plot")) plotly().purge(el);
+}
+
+/** Release every chart in `root`. @param {ParentNode} root */
+export function purgeCharts(root) {
+  for (const el of root.querySelectorAll(".line-chart, .js-plotly-plot")) purge(/** @type {HTMLElement} */ (el));
+}

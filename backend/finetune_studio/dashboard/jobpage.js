@@ -12,7 +12,7 @@
 import { AnomalyPanel } from "./anomalypanel.js";
 import { ApiError } from "./api.js";
 import { ChartPanel } from "./chartpanel.js";
-import { purge } from "./charts.js";
+import { purgeCharts } from "./charts.js";
 import { showBatch } from "./batch.js";
 import { EvalPanel } from "./evalpanel.js";
 import { FINISHED_STATES, FrameScheduler, JobFeed, RESUMABLE_STATES } from "./feed.js";
@@ -143,7 +143,7 @@ export class JobPage {
     this.opening++;
     this.stream?.close();
     this.stream = null;
-    for (const el of this.root.querySelectorAll(".js-plotly-plot")) purge(/** @type {HTMLElement} */ (el));
+    purgeCharts(this.root);
     this.feed = this.charts = this.logs = this.evaluation = this.anomalyPanel = null;
     this.logsLoaded = this.evalsLoaded = false;
     this.id = null;

@@ -8,7 +8,6 @@
  */
 
 import { Api, ApiError } from "./api.js";
-import { loadPlotly } from "./charts.js";
 import { ComparePage } from "./compare.js";
 import { $, h, replace } from "./html.js";
 import { JobList } from "./joblist.js";
@@ -100,7 +99,6 @@ async function start(attempt = 0) {
     return;
   }
   setBanner(null);
-  loadPlotly().catch((error) => setBanner(`${error.message}: charts cannot be drawn.`, "error"));
   followJobs();
   await route();
 }

@@ -143,8 +143,19 @@ export function mergeHistory(history, live) {
  * @returns {SeriesData}
  */
 export function downsampleMinMax(series, maxPoints) {
+  return series.step.length <= maxPoints || series.step.length < 3 ? series : pick(series, minMaxIndices(series, maxPoints));
+}
+
+/**
+ * The indices `downsampleMinMax` keeps, ascending (all of them when the series fits): charts.js thins
+ * the smoothed line at the same points as the raw one, so both share one x array.
+ * @param {SeriesData} series
+ * @param {number} maxPoints
+ * @returns {number[]}
+ */
+export function minMaxIndices(series, maxPoints) {
   const n = series.step.length;
-  if (n <= maxPoints || n < 3) return series;
+  if (n <= maxPoints || n < 3) return Array.from({ length: n }, (_, i) => i);
   const buckets = Math.max(1, Math.floor(maxPoints / 2));
   const first = series.step[0];
   const span = series.step[n - 1] - first + 1;
@@ -175,10 +186,20 @@ export function downsampleMinMax(series, maxPoints) {
   }
   flush();
   if (keep[keep.length - 1] !== n - 1) keep.push(n - 1);
+  return keep;
+}
+
+/**
+ * The points of `series` at `indices`.
+ * @param {SeriesData} series
+ * @param {number[]} indices
+ * @returns {SeriesData}
+ */
+export function pick(series, indices) {
   return {
-    step: keep.map((i) => series.step[i]),
-    value: keep.map((i) => series.value[i]),
-    time: keep.map((i) => series.time[i]),
+    step: indices.map((i) => series.step[i]),
+    value: indices.map((i) => series.value[i]),
+    time: indices.map((i) => series.time[i]),
   };
 }
 
@@ -217,20 +238,26 @@ export function spliceRange(kept, fetched, from, to) {
  * @returns {SeriesData}
  */
 export function downsampleAround(series, from, to, maxPoints) {
+  return pick(series, aroundIndices(series, from, to, maxPoints));
+}
+
+/**
+ * The indices `downsampleAround` keeps, ascending.
+ * @param {SeriesData} series
+ * @param {number} from
+ * @param {number} to
+ * @param {number} maxPoints
+ * @returns {number[]}
+ */
+export function aroundIndices(series, from, to, maxPoints) {
   const a = lowerBound(series.step, from);
   const b = lowerBound(series.step, Math.floor(to) + 1);
-  /** @param {number} i @param {number} j */
-  const part = (i, j) => ({ step: series.step.slice(i, j), value: series.value.slice(i, j), time: series.time.slice(i, j) });
-  const parts = [
-    downsampleMinMax(part(0, a), Math.ceil(maxPoints / 4)),
-    downsampleMinMax(part(a, b), maxPoints),
-    downsampleMinMax(part(b, series.step.length), Math.ceil(maxPoints / 4)),
-  ];
-  return {
-    step: parts.flatMap((p) => p.step),
-    value: parts.flatMap((p) => p.value),
-    time: parts.flatMap((p) => p.time),
+  /** @param {number} i @param {number} j @param {number} budget */
+  const part = (i, j, budget) => {
+    const slice = { step: series.step.slice(i, j), value: series.value.slice(i, j), time: series.time.slice(i, j) };
+    return minMaxIndices(slice, budget).map((k) => k + i);
   };
+  return [...part(0, a, Math.ceil(maxPoints / 4)), ...part(a, b, maxPoints), ...part(b, series.step.length, Math.ceil(maxPoints / 4))];
 }
 
 /**

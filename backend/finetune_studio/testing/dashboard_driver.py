@@ -1,8 +1,8 @@
 """Driving the dashboard in Debian's Chromium through Playwright, for the browser tests and benchmarks.
 
 Chromium is the system one (`apt-get install chromium`); Playwright's own browser downloads are never
-used. Charts are read back through Plotly's own state on the chart element (`el.data`, `el.layout`)
-and the `data-points`/`data-last-step` attributes that charts.js sets after each draw.
+used. Metric charts are read back through charts.js `chartState` (what the uPlot draws) and the
+`data-points`/`data-last-step` attributes that it sets after each draw.
 """
 
 from __future__ import annotations
@@ -49,23 +49,35 @@ def chart_id(series: str) -> str:
     return "chart-" + re.sub(r"[^A-Za-z0-9_-]+", "-", series)
 
 
-_CHART_STATE = """(id) => {
+_CHART_STATE = """async (id) => {
   const el = document.getElementById(id);
-  if (!el || !el.data) return null;
-  const arr = (a) => (a ? Array.from(a, (v) => (v instanceof Date ? v.getTime() : v)) : []);
+  const state = el && (await import("/static/charts.js")).chartState(el);
+  if (!state) return null;
   return {
+    ...state,
     points: Number(el.dataset.points || 0),
     lastStep: el.dataset.lastStep === "" ? null : Number(el.dataset.lastStep),
-    yType: el.layout.yaxis.type,
-    traces: el.data.map((t) => ({
-      name: t.name, x: arr(t.x), y: arr(t.y), steps: arr(t.customdata), opacity: t.opacity})),
+    traces: state.traces.map((t) => ({...t, x: Array.from(t.x), y: Array.from(t.y), steps: Array.from(t.steps)})),
   };
+}"""
+
+_POINT_POSITION = """async ([id, step, trace]) => {
+  const el = document.getElementById(id);
+  return el && (await import("/static/charts.js")).pointPosition(el, step, trace);
 }"""
 
 
 def chart(page: Any, series: str) -> dict[str, Any] | None:
-    """What the chart of `series` draws now (None before its first draw)."""
+    """What the chart of `series` draws now (None before its first draw): title, yType, points, lastStep and
+    traces (raw, smoothed when on, anomaly when there are markers), each with x, y, steps and opacity."""
     return page.evaluate(_CHART_STATE, chart_id(series))  # type: ignore[no-any-return]
+
+
+def point_position(page: Any, series: str, step: int, trace: str = "raw") -> tuple[float, float]:
+    """Where the point of `step` (of the raw line, or the anomaly marker) of a metric chart is, in page pixels."""
+    at = page.evaluate(_POINT_POSITION, [chart_id(series), step, trace])
+    assert at is not None, f"step {step} is not drawn in the {trace} trace of {series}"
+    return float(at[0]), float(at[1])
 
 
 def kept_steps(page: Any, series: str) -> list[int]:
