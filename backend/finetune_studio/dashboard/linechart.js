@@ -179,7 +179,9 @@ function create(el, chart, color, fewPoints, optionsKey) {
   const options = {
     title: chart.title, width: el.clientWidth || 600, height: HEIGHT,
     scales: { x: { time: chart.xMode === "wall" }, y: chart.yLog ? { distr: 3, log: 10 } : {} },
-    axes: [{ ...axis, label: chart.xMode === "wall" ? undefined : xLabel, labelSize: 16 }, { ...axis, size: 52 }],
+    // y ticks with the digits their spacing needs (uPlot's own rounded 0.6945 and 0.6950 both to 0.695)
+    axes: [{ ...axis, label: chart.xMode === "wall" ? undefined : xLabel, labelSize: 16 },
+      { ...axis, size: 52, values: (/** @type {any} */ _u, /** @type {number[]} */ ticks) => ticks.map((v) => Number(v.toPrecision(6)).toString()) }],
     series,
     cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 6 } },
     legend: { show: true, live: true },
