@@ -6,7 +6,16 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install demo test test-python test-js test-plugin-core lint chromium bench
 
-install: $(VENV)/.installed
+# The dashboard's third-party browser code comes from npm at install time, never from the repository:
+# uPlot, pinned by vendor/package-lock.json, lands inside the package so that a wheel built here ships it.
+DASHBOARD_VENDOR := backend/finetune_studio/dashboard/vendor
+UPLOT := $(DASHBOARD_VENDOR)/node_modules/uplot/dist/uPlot.iife.min.js
+
+install: $(VENV)/.installed $(UPLOT)
+
+$(UPLOT): $(DASHBOARD_VENDOR)/package-lock.json
+	npm ci --prefix $(DASHBOARD_VENDOR) --no-audit --no-fund --silent
+	touch $@
 
 # torch first and pinned: this pin takes the CPU build from the machine's disk, where a free choice
 # could pull a multi-GB CUDA build.

@@ -161,7 +161,7 @@ LIBRARY_LOAD = """(src) => new Promise((resolve, reject) => {
 })"""
 
 LIBRARIES = {"plotly.js (full bundle, plotly wheel)": "/static/plotly.min.js",
-             "uPlot 1.6.32": "/static/vendor/uplot/uPlot.iife.min.js"}
+             "uPlot 1.6.32": "/static/vendor/node_modules/uplot/dist/uPlot.iife.min.js"}
 
 
 def time_libraries(server: RunningServer, browser: Any, repeats: int) -> dict[str, Any]:

@@ -3,8 +3,8 @@
  * The metric charts (one series: the raw line, the smoothed one over it, anomaly markers), drawn with
  * uPlot: a canvas line chart that loads in a few milliseconds (51 KB) and redraws a few thousand
  * points in about one, where Plotly's 4.7 MB bundle took about a second to load and a redraw 60-130 ms
- * (benchmarks/README.md, Dashboard). uPlot 1.6.32 (MIT) is committed unmodified under vendor/uplot/;
- * index.html loads it as a classic script before the modules.
+ * (benchmarks/README.md, Dashboard). uPlot (MIT) is the npm package pinned in vendor/package.json, which
+ * `make install` installs (npm ci); index.html loads it as a classic script before the modules.
  *
  * Lifecycle: a chart's first draw builds a uPlot in its element; later draws give it new data
  * (`setData`, the documented way to stream), keeping the x range while the user is zoomed; a change
@@ -49,7 +49,8 @@ const MARKER_HIT_PX = 10;
 /** The uPlot constructor (vendor/uplot/uPlot.iife.min.js, loaded by index.html). @returns {any} */
 function uPlot() {
   const lib = /** @type {any} */ (globalThis).uPlot;
-  if (!lib) throw new Error("uPlot did not load from /static/vendor/uplot/uPlot.iife.min.js");
+  if (!lib) throw new Error("uPlot did not load from /static/vendor/node_modules/uplot/dist/uPlot.iife.min.js: "
+    + "run `make install` (npm ci in backend/finetune_studio/dashboard/vendor)");
   return lib;
 }
 
