@@ -1,5 +1,7 @@
 """Ingest throughput and live delivery latency of the real server (issue 2).
 
+Ingest at scale against plain SQLite, every point counted, is `bench_ingest.py` (issue 12).
+
 1. Ingest: one client POSTs `/api/jobs/{id}/events` batches of 500 `metric` events, 4 values each (loss,
    learning rate, grad norm, epoch: what `on_log` reports), bodies serialised beforehand; points/s over
    all batches after one warm-up batch. Then every point is counted (per series through the API, raw rows
