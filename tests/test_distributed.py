@@ -190,3 +190,17 @@ def test_the_gpu_check_script_imports_and_explains_itself() -> None:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
     shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, check=True)
     assert "out_of_memory" in shown.stdout and "--peak-tflops" in shown.stdout
+
+
+def test_a_nan_loss_stops_every_rank_not_rank_0_alone() -> None:
+    """Regression: only rank 0 checked the logged loss for NaN, so it stopped while the other ranks trained
+    on into a collective that it never joined. The logged loss is gathered: every rank sees the NaN."""
+    from transformers import TrainerControl, TrainerState
+
+    from finetune_studio.reporter import StudioCallback
+    from finetune_studio.worker import SilentClient
+
+    state = TrainerState(global_step=7, is_world_process_zero=False)
+    callback, control = StudioCallback(SilentClient(), stop_on_nan=True), TrainerControl()  # type: ignore[arg-type]
+    callback.on_log(None, state, control, logs={"loss": float("nan"), "grad_norm": 1.0})
+    assert control.should_training_stop and callback.nan_step == 7
