@@ -12,6 +12,7 @@
  * zooms the x axis, a double click shows the whole run again; both are reported to `onZoom`'s handler.
  */
 
+import { formatValue } from "./format.js";
 import { aroundIndices, emaSmooth, lowerBound, minMaxIndices } from "./series.js";
 
 /** @typedef {import("./series.js").SeriesData} SeriesData */
@@ -68,9 +69,6 @@ export function theme() {
       v("--c5", "#bf8700"), v("--c6", "#0e7490"), v("--c7", "#c2410c"), v("--c8", "#6e7781")],
   };
 }
-
-/** @param {number|null|undefined} v */
-const formatValue = (v) => (v === null || v === undefined ? "–" : Number(v.toPrecision(5)).toString());
 
 /**
  * The x of each point for an axis mode: the step, seconds since `origin`, or UNIX seconds (uPlot's
@@ -182,7 +180,7 @@ function create(el, chart, color, fewPoints, optionsKey) {
     scales: { x: { time: chart.xMode === "wall" }, y: chart.yLog ? { distr: 3, log: 10 } : {} },
     // y ticks with the digits their spacing needs (uPlot's own rounded 0.6945 and 0.6950 both to 0.695)
     axes: [{ ...axis, label: chart.xMode === "wall" ? undefined : xLabel, labelSize: 16 },
-      { ...axis, size: 52, values: (/** @type {any} */ _u, /** @type {number[]} */ ticks) => ticks.map((v) => Number(v.toPrecision(6)).toString()) }],
+      { ...axis, size: 52, values: (/** @type {any} */ _u, /** @type {(number|null)[]} */ ticks) => ticks.map((v) => (v == null ? "" : Number(v.toPrecision(6)).toString())) }],
     series,
     cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 6 } },
     legend: { show: true, live: true },
