@@ -49,6 +49,7 @@ def test_clone_fills_the_form_with_the_exact_spec_and_says_whether_the_tree_matc
         expect(page.locator("[id='f-model']")).to_have_value(tiny_spec["model"])
         expect(page.locator("[id='f-training.learning_rate']")).to_have_value("0.00001")
         expect(page.locator("#worktree-verdict")).to_contain_text("The working tree matches the run's lineage")
+        expect(page.locator("#worktree-verdict")).to_have_class("matches")
         page.click("#submit-job")
         page.wait_for_function("location.hash.startsWith('#job=')")
         second = server.client.job(page.evaluate("new URLSearchParams(location.hash.slice(1)).get('job')"))
@@ -58,6 +59,7 @@ def test_clone_fills_the_form_with_the_exact_spec_and_says_whether_the_tree_matc
         (tmp_path / "prepare.py").write_text("epochs = 3\n", encoding="utf-8")
         page.goto(f"{server.url}/#new={first.id}")
         expect(page.locator("#worktree-verdict")).to_contain_text("The working tree differs from the run's lineage")
+        expect(page.locator("#worktree-verdict")).to_have_class("differs")
         expect(page.locator("#worktree-files")).to_contain_text("Files changed since: prepare.py")
         expect(page.locator("#worktree-files")).to_contain_text("+epochs = 3")
     finally:

@@ -87,7 +87,7 @@ export function renderWorktree(check) {
   const commit = check.commit_then !== check.commit_now && check.commit_then
     ? h("div", null, `commit ${check.commit_then.slice(0, 10)} then, ${check.commit_now?.slice(0, 10) ?? "none"} now`) : null;
   return h("div", null,
-    h("div", { id: "worktree-verdict" }, verdict),
+    h("div", { id: "worktree-verdict", class: check.matches === true ? "matches" : check.matches === false ? "differs" : "unknown" }, verdict),
     commit,
     check.note ? h("div.hint", null, check.note) : null,
     check.changed_files.length ? h("div", { id: "worktree-files" }, `Files changed since: ${check.changed_files.map((f) => f.path).join(", ")}`,
