@@ -1,4 +1,4 @@
-"""Wire contract, Python side: one realistic example of every public model of `wire.py` (and a JobSpec),
+"""Wire contract, Python side: one realistic example of every public model of `wire/` (and a JobSpec),
 written to `tests/fixtures/wire/<Model>.json`. The plugin's Kotlin tests (`WireContractTest`) parse each file
 into its Kotlin twin, so a field renamed or added here without the Kotlin side breaks a test there."""
 
@@ -168,12 +168,12 @@ EXAMPLES: dict[str, BaseModel] = {
 
 def public_models() -> set[str]:
     return {name for name, value in vars(wire).items()
-            if inspect.isclass(value) and issubclass(value, BaseModel) and value.__module__ == wire.__name__
-            and not name.startswith("_")}
+            if inspect.isclass(value) and issubclass(value, BaseModel)
+            and value.__module__.startswith(f"{wire.__name__}.") and not name.startswith("_")}
 
 
 def test_every_public_model_has_an_example() -> None:
-    """A model added to wire.py needs an example here, and so a fixture the Kotlin side must parse."""
+    """A model added to wire/ needs an example here, and so a fixture the Kotlin side must parse."""
     assert public_models() <= set(EXAMPLES), f"no example for {sorted(public_models() - set(EXAMPLES))}"
 
 
@@ -185,7 +185,7 @@ def test_fixtures_are_written_for_every_model() -> None:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
     stale = {p.stem for p in FIXTURES.glob("*.json")} - set(EXAMPLES)
-    for name in stale:  # a model that left wire.py leaves no fixture behind for the Kotlin side
+    for name in stale:  # a model that left wire/ leaves no fixture behind for the Kotlin side
         (FIXTURES / f"{name}.json").unlink()
     assert {p.stem for p in FIXTURES.glob("*.json")} == set(EXAMPLES)
 

@@ -9,8 +9,8 @@ import java.nio.file.Path
 import java.util.Locale
 
 /**
- * The answer of `POST /api/estimate` (issue 16; mirrors `Estimate` in backend/finetune_studio/wire.py, checked
- * by WireContractTest): will the spec fit, on which device, how long an epoch takes. Sizes in bytes.
+ * The answer of `POST /api/estimate` (issue 16; mirrors `Estimate` in backend/finetune_studio/wire/estimate.py,
+ * checked by WireContractTest): will the spec fit, on which device, how long an epoch takes. Sizes in bytes.
  */
 data class Estimate(
     val architecture: String = "",

@@ -5,7 +5,7 @@ import com.google.gson.JsonObject
 import com.google.gson.annotations.JsonAdapter
 
 // What a run came from, `GET /api/jobs/{id}/lineage`, what changed between two runs and since a run
-// (issue 16); mirrors the lineage models of backend/finetune_studio/wire.py (fixtures in WireContractTest).
+// (issue 16); mirrors the lineage models of backend/finetune_studio/wire/lineage.py (fixtures in WireContractTest).
 
 data class Lineage(
     val jobId: String = "",

@@ -4,7 +4,7 @@ import com.google.gson.JsonElement
 import com.google.gson.JsonObject
 import com.google.gson.annotations.JsonAdapter
 
-// Mirrors backend/finetune_studio/wire.py, one class per pydantic model. Gson maps camelCase to the
+// Mirrors backend/finetune_studio/wire/, one class per pydantic model. Gson maps camelCase to the
 // snake_case JSON names (see StudioJson), so no field needs an annotation. Every constructor parameter has
 // a default: Kotlin then generates a no-arg constructor, which Gson uses, so a field missing from the JSON
 // keeps its default instead of becoming a null in a non-null property.

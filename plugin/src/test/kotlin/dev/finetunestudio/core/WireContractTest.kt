@@ -14,7 +14,7 @@ import java.nio.file.Path
 
 /**
  * The Kotlin side of the wire contract: `tests/test_wire.py` writes one example per public model of
- * `wire.py` (and a JobSpec) into `tests/fixtures/wire/`; each must parse into its Kotlin twin with every
+ * `wire/` (and a JobSpec) into `tests/fixtures/wire/`; each must parse into its Kotlin twin with every
  * field known here, so a field added, renamed or retyped on one side fails a test on the other.
  * The folder comes from -Dfinetunestudio.wireFixtures, else is searched upwards from the working directory.
  */
@@ -38,7 +38,7 @@ class WireContractTest {
         "WorktreeCheck" to WorktreeCheck::class.java,
     )
 
-    /** Models of wire.py that only the dashboard reads (captured tensors): the plugin has no twin for them. */
+    /** Models of wire/ that only the dashboard reads (captured tensors): the plugin has no twin for them. */
     private val dashboardOnly = setOf(
         "ArrayData", "HistogramData", "TensorSummary", "TensorCapture", "TensorInfo", "TensorList", "TensorDetail",
     )
