@@ -267,7 +267,7 @@ class Store:
             type_, data, when = event.type, event.data, event.time
             if type_ in _POINT_TYPES:
                 step = data["step"]
-                # validated (wire._Values): each value a finite float or null (NaN, ±inf)
+                # validated (wire.events._Values): each value a finite float or null (NaN, ±inf)
                 for name, value in data["values"].items():
                     rows = points.get(name)
                     if rows is None:

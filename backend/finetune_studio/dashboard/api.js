@@ -59,7 +59,7 @@ export function errorFromBody(status, body, fallback) {
 }
 
 /**
- * `GET /api/jobs/{id}/metrics` (wire.py `Metrics`): `total_points` per series as stored; `last_seq`,
+ * `GET /api/jobs/{id}/metrics` (wire/jobs.py `Metrics`): `total_points` per series as stored; `last_seq`,
  * the stream seq the series cover (the stream resumes after it).
  * @typedef {{series: Record<string, SeriesData>, total_points: Record<string, number>, last_seq: number}} Metrics
  */

@@ -15,7 +15,7 @@ import { SeriesBuffer } from "./series.js";
 
 /** @typedef {import("./series.js").SeriesData} SeriesData */
 /**
- * Mirrors backend/finetune_studio/wire.py.
+ * Mirrors backend/finetune_studio/wire/.
  * @typedef {{step: number, max_steps: number, epoch: number, samples_per_second: number|null,
  *   eta_seconds: number|null}} Progress
  * @typedef {{type: string, message: string, hint: string|null}} JobError

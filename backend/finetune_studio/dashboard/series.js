@@ -4,7 +4,7 @@
  * `node --test tests/js/` covers it.
  *
  * A series is three parallel arrays sorted by step, as `GET /api/jobs/{id}/metrics` sends them
- * (backend/finetune_studio/wire.py `Series`); a null value is a NaN/inf that the server turned to null.
+ * (backend/finetune_studio/wire/jobs.py `Series`); a null value is a NaN/inf that the server turned to null.
  */
 
 /** @typedef {{step: number[], value: (number|null)[], time: number[]}} SeriesData */
