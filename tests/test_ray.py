@@ -131,6 +131,7 @@ def test_ray_job_with_two_workers_completes_with_live_metrics(
     final = ray_server.client.job(job.id)
     assert final.state == "completed", (final.error, log_text(ray_server, job.id)[-4000:])
     assert final.device == f"ray ×2 (CPU, {ray_cluster})"
+    assert "PlacementGroupCleaner" not in log_text(ray_server, job.id)  # its State API warnings, once a second
     live = [e for e in events if e.type == "metric" and "train/loss" in e.data["values"]]
     assert live and live[0].seq < events[-1].seq  # metrics came over SSE while it ran
     series = ray_server.client.metrics(job.id, names="train/loss,eval/accuracy")["series"]

@@ -157,17 +157,30 @@ def train_loop(config: dict[str, Any]) -> None:
             dist.destroy_process_group()
 
 
+def quiet_placement_group_cleaner() -> None:
+    """Run in each of the job's Ray worker processes as it starts (`worker_process_setup_hook`). Ray
+    Train's PlacementGroupCleaner asks the State API every second whether the run's controller lives; on a
+    cluster without Ray's dashboard (the local Ray started for a job has none) each ask fails with a warning,
+    which filled the job's log with a line a second. That logger alone is quieted."""
+    import logging
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+
+
+JOB_RUNTIME_ENV = {"worker_process_setup_hook": f"{__name__}.quiet_placement_group_cleaner"}
+
+
 def connect(spec: JobSpec) -> bool:
     """Connect to the job's Ray; True when a local Ray was started for it (it stops with this driver)."""
     address = spec.resources.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, runtime_env=JOB_RUNTIME_ENV)
         return False
     resources = spec.resources
     gpus = resources.gpus if isinstance(resources.gpus, int) else 1
     wanted = resources.processes if resources.processes > 1 else gpus
     # One CPU per worker (the driver and the relay take none): more would let Ray start idle workers.
-    ray.init(num_cpus=max(1, wanted), include_dashboard=False, log_to_driver=True)
+    ray.init(num_cpus=max(1, wanted), include_dashboard=False, log_to_driver=True, runtime_env=JOB_RUNTIME_ENV)
     return True
 
 
