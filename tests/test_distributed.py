@@ -204,3 +204,16 @@ def test_a_nan_loss_stops_every_rank_not_rank_0_alone() -> None:
     callback, control = StudioCallback(SilentClient(), stop_on_nan=True), TrainerControl()  # type: ignore[arg-type]
     callback.on_log(None, state, control, logs={"loss": float("nan"), "grad_norm": 1.0})
     assert control.should_training_stop and callback.nan_step == 7
+
+
+def test_an_anomaly_in_another_ranks_batch_reaches_the_jobs_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """Rank 0 alone reports; an anomaly found in another rank's own batch (a loss spike there) goes to its
+    stderr, which the job's log keeps prefixed by the rank, instead of vanishing with the silent client."""
+    from finetune_studio.worker import SilentClient
+
+    SilentClient().emit("anomaly", {"kind": "spike", "step": 12, "detail": "the loss jumped to 9.1 (z 14.2)",
+                                    "rows": [3, 41], "saved_to": "/jobs/j1/anomalies/step-12-spike.pt"})
+    SilentClient().emit("metric", {"step": 12, "values": {"train/loss": 9.1}})
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["anomaly (spike) at step 12: the loss jumped to 9.1 (z 14.2); rows [3, 41]; "
+                                "batch saved to /jobs/j1/anomalies/step-12-spike.pt"]

@@ -115,7 +115,9 @@ class SilentClient:
     sequence, and its spool is the job's; another rank's events would collide with them)."""
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
-        pass
+        if type_ == "anomaly":  # found in this rank's own batch: the job's log says so, prefixed by the rank
+            print(f"anomaly ({data.get('kind')}) at step {data.get('step')}: {data.get('detail')}; rows "
+                  f"{data.get('rows')}; batch saved to {data.get('saved_to')}", file=sys.stderr, flush=True)
 
     def flush(self) -> None:
         pass
@@ -185,9 +187,13 @@ def train_job(spec: JobSpec, job_dir: Path, client: Any, attempt: int, stop: Gra
             """Last of the step's callbacks: a stop request, or a save or stop that one rank decided (an
             anomaly in its own batch), holds for every rank."""
 
+            anomaly_stop = False  # `on_anomaly = "stop"` fired on some rank (maybe not this one)
+
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-                stopping, control.should_save, control.should_training_stop = agreed(
-                    [stop.requested, control.should_save, control.should_training_stop], args)
+                stopping, control.should_save, control.should_training_stop, anomaly = agreed(
+                    [stop.requested, control.should_save, control.should_training_stop,
+                     watch.stop_requested is not None], args)
+                HonourStop.anomaly_stop = HonourStop.anomaly_stop or anomaly
                 if stopping:
                     stop.requested = True  # a rank not signalled itself ends as the others do
                     control.should_save = True  # the checkpoint that Resume continues from
@@ -214,6 +220,11 @@ def train_job(spec: JobSpec, job_dir: Path, client: Any, attempt: int, stop: Gra
                 "type": "anomaly", "message": anomaly.message(),
                 "hint": f"the batch is saved in {anomaly.saved_to}; the loss chart's marker opens it. Run it under "
                         "a debugger (Debug Fine-tune, or `finetune-studio train`) to stop at that step"}}
+        if HonourStop.anomaly_stop:  # another rank's batch: its anomaly is in the job's log, with its rank
+            return {"state": "failed", "error": {
+                "type": "anomaly", "message": "an anomaly in another process's batch stopped the run "
+                                              "(on_anomaly = \"stop\")",
+                "hint": "the job's log names it, with the step, the rows and where that rank saved the batch"}}
         if callback.nan_step is not None:
             return {"state": "failed", "error": {
                 "type": "nan_loss",
