@@ -52,7 +52,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: 
 def test_status_stop_logs_cancel_and_resume_a_running_job(server: RunningServer, tiny_spec: dict[str, Any],
                                                          tmp_path: Path) -> None:
     state = ("--data-dir", str(server.data_dir))
-    tiny_spec["training"]["epochs"] = 4
+    tiny_spec["training"]["epochs"] = 20  # 400 steps: still running after three CLI commands on a busy machine
     job = server.client.submit(tiny_spec)
     server.wait_for(job.id, {"running"})
     deadline = time.time() + 180

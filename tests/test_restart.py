@@ -34,7 +34,10 @@ def test_a_worker_outlives_a_killed_server_and_the_next_server_sees_its_job_comp
         tmp_path: Path, tiny_spec: dict[str, Any]) -> None:
     """kill -9 of the server used to kill its workers (EPIPE on their next print) and lose their last log
     lines; the restarted server marked the job interrupted."""
-    tiny_spec["training"].update(epochs=6, save_strategy="steps", save_steps=10)  # 120 steps, one per log
+    # 240 steps, one per log: long enough to be still running once the next server is up (120 were not,
+    # once workers exited promptly), short enough to wait for
+    tiny_spec["training"].update(epochs=12, save_strategy="steps", save_steps=10)
+    steps = 240
     first = start_server(tmp_path / ".finetune-studio")
     job = first.client.submit(tiny_spec)
     while first.client.job(job.id).progress.step < 3:
@@ -49,10 +52,10 @@ def test_a_worker_outlives_a_killed_server_and_the_next_server_sees_its_job_comp
         assert psutil.pid_exists(worker)
         done = second.wait_for(job.id)
         assert done.state == "completed" and done.attempt == 1, done.error
-        assert loss_steps(second, job.id) == list(range(1, 121))  # every step once, none lost
+        assert loss_steps(second, job.id) == list(range(1, steps + 1))  # every step once, none lost
         lines = logged_lines(second, job.id)
         printed_logs = [line for line in lines if line.startswith("{'loss'")]
-        assert len(printed_logs) == 120 and len(set(printed_logs)) == 120  # each printed line kept, once
+        assert len(printed_logs) == steps and len(set(printed_logs)) == steps  # each printed line kept, once
         assert sum(line.startswith("attempt 1: preparing") for line in lines) == 1
         assert sum(line.startswith("saved the model") for line in lines) == 1
     finally:
