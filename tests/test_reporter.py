@@ -274,3 +274,26 @@ def test_an_event_the_server_would_refuse_is_dropped_not_raised(server: RunningS
     client.close()
     assert not (tmp_path / "spool.jsonl").exists()  # nothing was refused by the server either
     assert server.client.metrics(job_id)["series"]["train/loss"]["step"] == [1, 3]
+
+
+def test_a_burst_of_1000_logs_arrives_whole_in_order_in_few_requests(server: RunningServer, tmp_path: Path) -> None:
+    """Issue 12, reporter overhead: each request costs the training process's GIL about half a millisecond,
+    so a fast loop's metrics go in batches (at most one request per MIN_INTERVAL); each once, in order."""
+    posts = []
+
+    class Counting(ReporterClient):  # the real client, its requests counted
+        def _post(self, batch: dict[str, Any]) -> bool:
+            posts.append(len(batch["events"]))
+            return super()._post(batch)
+
+    job_id = _attached(server)
+    client = Counting(server.url, server.token, job_id, 1, tmp_path / "spool.jsonl")
+    started = time.monotonic()
+    for step in range(1, 1001):
+        client.emit("metric", {"step": step, "values": {"train/loss": 1.0 / step}})
+    client.close()
+    elapsed = time.monotonic() - started
+    events = server.client.request("GET", f"/api/jobs/{job_id}/events",
+                                   params={"types": "metric", "limit": 2000})["events"]
+    assert [e["data"]["step"] for e in events] == list(range(1, 1001))  # stored in the order emitted, once
+    assert sum(posts) == 1000 and len(posts) <= 2 + elapsed / delivery.MIN_INTERVAL, (posts, elapsed)

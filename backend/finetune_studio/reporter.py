@@ -59,6 +59,7 @@ def run_name(args: Any) -> str:
     return script or Path(args.output_dir or "run").name
 
 
+PROGRESS_SECONDS = 0.2  # progress (only the last one shows) at most this often, and at the end of training
 ERROR_FRAMES = 5  # of an attached script's uncaught exception, in the run's error message
 _SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
 _EVAL_NOISE = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
@@ -89,6 +90,8 @@ class StudioCallback(TrainerCallback):
         self._started_at = 0.0
         self._start_step = 0
         self._sampler: SystemSampler | None = None
+        self._progress_at = -math.inf  # time.monotonic() of the last progress event
+        self._cuda: Any = None  # torch.cuda on a GPU machine: on_log reports its memory
 
     # -- attached runs ---------------------------------------------------------------------------
     def _open_run(self, args: Any, model: Any = None) -> ReporterClient:
@@ -174,6 +177,9 @@ class StudioCallback(TrainerCallback):
             self._hooked.attach(kwargs["model"])
         self._started_at = time.time()
         self._start_step = state.global_step
+        import torch
+
+        self._cuda = torch.cuda if torch.cuda.is_available() else None
         # A managed job's ranks each have this callback, so all of them sample and gather (a collective);
         # a user's script may have it on rank 0 alone, which then reports its own process only.
         gather = not self._attached and args.world_size > 1
@@ -201,7 +207,8 @@ class StudioCallback(TrainerCallback):
         if summary:
             self.client.emit("metric", {"step": state.global_step, "values": summary})
         self._system(state)
-        self._progress(args, state)
+        if time.monotonic() - self._progress_at >= PROGRESS_SECONDS:
+            self._progress(args, state)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._hooked is not None:
@@ -218,7 +225,8 @@ class StudioCallback(TrainerCallback):
                 control.should_save = True
             if self._hooked.watch.stop_requested is not None:
                 control.should_training_stop = True
-        if self.client is not None and state.is_world_process_zero and state.global_step % 5 == 0:
+        if (self.client is not None and time.monotonic() - self._progress_at >= PROGRESS_SECONDS
+                and state.is_world_process_zero):
             self._progress(args, state)
         if self._sampler is not None and self._sampler.due(state.global_step):
             values = self._sampler.take(state.global_step, args.process_index)
@@ -257,6 +265,7 @@ class StudioCallback(TrainerCallback):
 
     def _progress(self, args: Any, state: Any) -> None:
         assert self.client is not None
+        self._progress_at = time.monotonic()
         elapsed = time.time() - self._started_at
         done = state.global_step - self._start_step
         steps_per_second = done / elapsed if elapsed > 0 and done > 0 else None
@@ -267,11 +276,10 @@ class StudioCallback(TrainerCallback):
             "eta_seconds": (state.max_steps - state.global_step) / steps_per_second if steps_per_second else None})
 
     def _system(self, state: Any) -> None:
-        import torch
-
         assert self.client is not None
-        if torch.cuda.is_available():
-            values = {"system/gpu_memory_allocated_gb": torch.cuda.memory_allocated() / 2**30,
-                      "system/gpu_memory_reserved_gb": torch.cuda.memory_reserved() / 2**30,
-                      "system/gpu_max_memory_allocated_gb": torch.cuda.max_memory_allocated() / 2**30}
+        cuda = self._cuda
+        if cuda is not None:
+            values = {"system/gpu_memory_allocated_gb": cuda.memory_allocated() / 2**30,
+                      "system/gpu_memory_reserved_gb": cuda.memory_reserved() / 2**30,
+                      "system/gpu_max_memory_allocated_gb": cuda.max_memory_allocated() / 2**30}
             self.client.emit("system", {"step": state.global_step, "values": values})
