@@ -295,6 +295,20 @@ def test_log_scale_switches_the_axis(studio: RunningServer, trained_job: str, pa
     wait_until(lambda: chart(page, "train/loss")["yType"] == "linear", 10, what="a linear y axis")
 
 
+def test_a_chart_downloads_as_a_png_image_of_its_lines(studio: RunningServer, trained_job: str, page: Any) -> None:
+    open_dashboard(page, studio.url, studio.token, f"#job={trained_job}")
+    wait_until(lambda: chart(page, "train/loss"), 10, what="the loss chart")
+    with page.expect_download() as downloaded:
+        page.locator('.chart-card[data-series="train/loss"] button.png').click()
+    assert downloaded.value.suggested_filename.endswith("-train-loss.png")
+    image = Path(downloaded.value.path()).read_bytes()
+    assert image[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(image[16:20], "big")  # IHDR: the canvas's size in device pixels
+    canvas = '.chart-card[data-series="train/loss"] canvas'
+    assert width == page.evaluate(f"""() => document.querySelector('{canvas}').width""")
+    assert len(image) > 5_000  # lines, axes and ticks drawn, not a blank canvas
+
+
 def test_clicking_a_loss_point_shows_that_steps_batch(
         studio: RunningServer, trained_job: str, page: Any) -> None:
     open_dashboard(page, studio.url, studio.token, f"#job={trained_job}")

@@ -10,7 +10,7 @@
  */
 
 import { anomalyMarkers } from "./anomalies.js";
-import { drawSeries, isDrawn, onPointClick, onZoom, resetZoom } from "./charts.js";
+import { chartPng, drawSeries, isDrawn, onPointClick, onZoom, resetZoom } from "./charts.js";
 import { seriesTitle } from "./format.js";
 import { download, h, replace } from "./html.js";
 import { chartOrder, smoothedByDefault, spliceRange, toCsv } from "./series.js";
@@ -189,7 +189,6 @@ export class ChartPanel {
       h("button", { id: "export-csv", type: "button", title: "every point kept in this page, as CSV",
         onclick: () => download(`${this.feed.job.name || this.feed.job.id}-metrics.csv`, toCsv(this.feed.seriesData())) },
       "CSV"),
-      h("span.muted", { title: "charts also export as PNG from the camera button of their toolbar" }, ""),
     );
   }
 
@@ -265,9 +264,13 @@ export class ChartPanel {
     const toggle = /** @type {HTMLInputElement} */ (h("input.smooth-toggle", {
       type: "checkbox", "data-series": name, checked: this.smoothed(name) }));
     toggle.addEventListener("change", () => this.setSmoothed(name, toggle.checked));
+    const png = h("button.png", { type: "button", title: "this chart as a PNG image", onclick: async () => {
+      const image = await chartPng(/** @type {HTMLElement} */ (el));
+      if (image) download(`${this.feed.job.name || this.feed.job.id}-${name.replaceAll("/", "-")}.png`, image, "image/png");
+    } }, "PNG");
     const card = h("div.chart-card", { "data-series": name }, el,
       h("div.chart-foot", null, h("div.note"), h("label.smooth-label", { title: "draw a smoothed line over the raw one" },
-        toggle, "smoothed")));
+        toggle, "smoothed"), png));
     this.charts.set(name, el);
     const group = isSystem(name);
     const order = group ? systemOrder([...this.charts.keys()].filter(isSystem))

@@ -13,7 +13,7 @@
 import { isLineChart, onLineClick, onLineZoom, purgeLine, resetLineZoom, theme } from "./linechart.js";
 import { downsampleMinMax, emaSmooth, xValues } from "./series.js";
 
-export { chartState, drawSeries, pointPosition } from "./linechart.js";
+export { chartState, drawSeries, linePng as chartPng, pointPosition } from "./linechart.js";
 
 /** @typedef {import("./series.js").SeriesData} SeriesData */
 /** @typedef {import("./series.js").XMode} XMode */

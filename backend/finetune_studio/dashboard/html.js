@@ -73,7 +73,7 @@ export function badge(state) {
 /**
  * Save text as a download (CSV export).
  * @param {string} filename
- * @param {string} text
+ * @param {string|Blob} text
  * @param {string} type
  */
 export function download(filename, text, type = "text/csv") {

@@ -65,6 +65,7 @@ export function theme() {
     grid: v("--grid", "#d8dee4"),
     accent: v("--accent", "#0969da"),
     danger: v("--danger", "#cf222e"),
+    bg: v("--bg", "#ffffff"),
     palette: [v("--c1", "#0969da"), v("--c2", "#d1242f"), v("--c3", "#1a7f37"), v("--c4", "#8250df"),
       v("--c5", "#bf8700"), v("--c6", "#0e7490"), v("--c7", "#c2410c"), v("--c8", "#6e7781")],
   };
@@ -338,6 +339,26 @@ export function chartState(el) {
   if (line.smooth) traces.push({ name: "smoothed", x: line.xs, y: line.smooth, steps: line.steps, opacity: 1 });
   if (line.markers) traces.push({ name: "anomaly", x: line.markers.x, y: line.markers.y, steps: line.markers.step, opacity: 1 });
   return { title: u.root.querySelector(".u-title")?.textContent ?? "", yType: line.yLog ? "log" : "linear", traces };
+}
+
+/**
+ * The chart drawn in `el` as a PNG: its canvas (lines, axes, ticks) on the theme's background, or null
+ * when nothing is drawn there.
+ * @param {HTMLElement} el
+ * @returns {Promise<Blob|null>}
+ */
+export function linePng(el) {
+  const line = charts.get(el);
+  if (!line) return Promise.resolve(null);
+  const drawn = line.u.ctx.canvas;
+  const image = document.createElement("canvas");
+  image.width = drawn.width;
+  image.height = drawn.height;
+  const ctx = /** @type {CanvasRenderingContext2D} */ (image.getContext("2d"));
+  ctx.fillStyle = theme().bg;
+  ctx.fillRect(0, 0, image.width, image.height);
+  ctx.drawImage(drawn, 0, 0);
+  return new Promise((resolve) => image.toBlob(resolve, "image/png"));
 }
 
 /** Whether `el` holds a drawn line chart. @param {HTMLElement} el */
