@@ -125,7 +125,8 @@ def test_narrow_tool_window_keeps_every_top_level_entry_reachable(
 
 def test_live_job_charts_grow_and_the_page_follows_it_to_completed(
         server: RunningServer, tiny_spec: dict[str, Any], page: Any) -> None:
-    job = server.client.submit(live_spec(tiny_spec, 30))
+    # 120 steps: progress goes out at most every 0.2 s, and 30 steps of the tiny model can end in less
+    job = server.client.submit(live_spec(tiny_spec, 120))
     open_dashboard(page, server.url, server.token, f"#job={job.id}")
     expect(page.locator(f'.job-item[data-job-id="{job.id}"]')).to_be_visible()
     expect(page.locator(f'.job-item[data-job-id="{job.id}"]')).to_contain_text("tiny")
